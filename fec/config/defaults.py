@@ -1,0 +1,157 @@
+"""Every option of fec, with its default and meaning.
+
+An experiment file under config/ changes some of these; command-line ``KEY VALUE``
+pairs change them again; then the config is frozen. A key that is not defined here is
+an error, and so is a value of another type.
+"""
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+# ---------------------------------------------------------------------------- #
+# Model
+# ---------------------------------------------------------------------------- #
+_C.MODEL = CN()
+# Meta-architecture by registry name: what the model computes from a batch and which
+# loss it trains with. "TripletEmbeddingNet" is the FEC expression embedding.
+_C.MODEL.META_ARCHITECTURE = "TripletEmbeddingNet"
+# "auto" picks cuda when a GPU is visible, else cpu; or "cpu", "cuda", "cuda:1".
+_C.MODEL.DEVICE = "auto"
+# A checkpoint (fec .pth) or plain state_dict to start training from. Empty: none.
+_C.MODEL.WEIGHTS = ""
+# Per-channel mean and std (0-255 scale, RGB) subtracted/divided inside the model.
+# Empty: the backbone's own (ImageNet statistics for resnet18, FaceNet's for the
+# Inception nets). Images reach the model as uint8, so exports take raw pixels.
+_C.MODEL.PIXEL_MEAN = []
+_C.MODEL.PIXEL_STD = []
+
+_C.MODEL.BACKBONE = CN()
+# Backbone by registry name: "resnet18", "inception_nn2", "inception_resnet_v1".
+_C.MODEL.BACKBONE.NAME = "resnet18"
+# Where the backbone is cut: the name of its last kept stage. Empty: its default
+# (resnet18 "layer4"; inception_nn2 "inception_4e", as in the FEC paper;
+# inception_resnet_v1 "repeat_2").
+_C.MODEL.BACKBONE.CUT_AT = ""
+# Pretrained weights: "" (random init), "imagenet" (resnet18), "vggface2" or
+# "casia-webface" (inception_resnet_v1); these download, so they need the network.
+# Or a local state_dict file (.pth) of the uncut backbone, which needs none.
+_C.MODEL.BACKBONE.WEIGHTS = ""
+# Freeze the stem and the first FREEZE_AT stages (0: train everything; -1: freeze
+# the whole backbone, as the FEC paper does with its pretrained FaceNet).
+_C.MODEL.BACKBONE.FREEZE_AT = 0
+
+_C.MODEL.HEAD = CN()
+# Embedding head by registry name: "dense" (DenseNet block) or "conv3x3".
+_C.MODEL.HEAD.NAME = "conv3x3"
+# Width of the 1x1 reduction conv and of the hidden fully connected layer.
+_C.MODEL.HEAD.HIDDEN_DIM = 512
+# Size of the L2-normalised embedding (the paper's is 16).
+_C.MODEL.HEAD.EMBEDDING_DIM = 16
+# "dense" head: number of layers of the DenseNet block and its growth rate.
+_C.MODEL.HEAD.DENSE_LAYERS = 5
+_C.MODEL.HEAD.GROWTH_RATE = 64
+# Dropout before the last fully connected layer (off in eval mode).
+_C.MODEL.HEAD.DROPOUT = 0.0
+
+_C.MODEL.LOSS = CN()
+# Triplet margin per triplet type: one-class, two-class, three-class (paper: 0.1,
+# 0.2, 0.2), on squared L2 distances of unit-norm embeddings.
+_C.MODEL.LOSS.MARGINS = [0.1, 0.2, 0.2]
+
+# ---------------------------------------------------------------------------- #
+# Input
+# ---------------------------------------------------------------------------- #
+_C.INPUT = CN()
+# Side of the square face crop fed to the model, in pixels (64 to 299).
+_C.INPUT.SIZE = 224
+# Training augmentation. Random crop of CROP_SCALE[0]..CROP_SCALE[1] of the area
+# with aspect ratio in 3/4..4/3, resized to SIZE; [1.0, 1.0] turns it off.
+_C.INPUT.CROP_SCALE = [0.85, 1.0]
+# Probability of a horizontal flip.
+_C.INPUT.FLIP_PROB = 0.5
+# Brightness, contrast and saturation jitter: factors drawn from [1-x, 1+x].
+_C.INPUT.COLOR_JITTER = 0.2
+
+# ---------------------------------------------------------------------------- #
+# Datasets
+# ---------------------------------------------------------------------------- #
+_C.DATASETS = CN()
+# Folder holding the datasets that the catalog (fec/config/paths_catalog.py) names;
+# `make link FEC=/path` puts a symlink there.
+_C.DATASETS.ROOT = "datasets"
+# Catalog names of the training and test datasets.
+_C.DATASETS.TRAIN = ("synthetic_fec_train",)
+_C.DATASETS.TEST = ("synthetic_fec_test",)
+
+# The synthetic expression dataset, rendered on the fly (fec/data/datasets/synthetic.py).
+_C.DATASETS.SYNTHETIC = CN()
+_C.DATASETS.SYNTHETIC.SEED = 0
+# Identities per split (train and test never share one) and faces per identity.
+_C.DATASETS.SYNTHETIC.TRAIN_IDENTITIES = 400
+_C.DATASETS.SYNTHETIC.TEST_IDENTITIES = 100
+_C.DATASETS.SYNTHETIC.FACES_PER_IDENTITY = 8
+# Triplets per split; about six per test face, as in FEC.
+_C.DATASETS.SYNTHETIC.TRAIN_TRIPLETS = 20000
+_C.DATASETS.SYNTHETIC.TEST_TRIPLETS = 1600
+# Std of the noise each simulated annotator adds to expression distances.
+_C.DATASETS.SYNTHETIC.ANNOTATOR_NOISE = 0.1
+# Side of the rendered image in pixels; 0 renders at INPUT.SIZE.
+_C.DATASETS.SYNTHETIC.RENDER_SIZE = 0
+
+# ---------------------------------------------------------------------------- #
+# Data loader
+# ---------------------------------------------------------------------------- #
+_C.DATALOADER = CN()
+# Loader worker processes per training process (0: load in the main process).
+_C.DATALOADER.NUM_WORKERS = 2
+
+# ---------------------------------------------------------------------------- #
+# Solver
+# ---------------------------------------------------------------------------- #
+_C.SOLVER = CN()
+# "sgd", "adam" or "adamw".
+_C.SOLVER.OPTIMIZER = "sgd"
+_C.SOLVER.BASE_LR = 0.01
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.BETAS = [0.9, 0.999]
+_C.SOLVER.WEIGHT_DECAY = 0.0001
+# Weight decay of normalisation layers and of biases (usually none).
+_C.SOLVER.WEIGHT_DECAY_NORM = 0.0
+_C.SOLVER.WEIGHT_DECAY_BIAS = 0.0
+# Training length in iterations, and the global batch in triplets (split across
+# processes in distributed training).
+_C.SOLVER.MAX_ITER = 20000
+_C.SOLVER.IMS_PER_BATCH = 32
+# Learning-rate schedule after warm-up: "multistep" (times GAMMA at each of STEPS)
+# or "cosine" (down to BASE_LR * COSINE_FINAL_FACTOR at MAX_ITER). Stepped per iteration.
+_C.SOLVER.SCHEDULER = "multistep"
+_C.SOLVER.STEPS = (15000,)
+_C.SOLVER.GAMMA = 0.1
+_C.SOLVER.COSINE_FINAL_FACTOR = 0.0
+# Linear warm-up from BASE_LR * WARMUP_FACTOR over WARMUP_ITERS iterations.
+_C.SOLVER.WARMUP_ITERS = 500
+_C.SOLVER.WARMUP_FACTOR = 0.001
+# Save a checkpoint every CHECKPOINT_PERIOD iterations (and at the end).
+_C.SOLVER.CHECKPOINT_PERIOD = 2500
+# Clip the gradient norm to this value; 0 disables clipping.
+_C.SOLVER.CLIP_GRAD_NORM = 0.0
+
+# ---------------------------------------------------------------------------- #
+# Test
+# ---------------------------------------------------------------------------- #
+_C.TEST = CN()
+# Images per batch at inference, global (split across processes).
+_C.TEST.IMS_PER_BATCH = 64
+# Evaluate on DATASETS.TEST every EVAL_PERIOD iterations during training (0: only
+# at the end).
+_C.TEST.EVAL_PERIOD = 0
+
+# ---------------------------------------------------------------------------- #
+# Misc
+# ---------------------------------------------------------------------------- #
+# Logs, checkpoints, metrics.json, TensorBoard events and results go here.
+_C.OUTPUT_DIR = "output"
+# Seed of model initialisation and of the training data stream.
+_C.SEED = 0
+# Log training metrics every LOG_PERIOD iterations.
+_C.LOG_PERIOD = 20

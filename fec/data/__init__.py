@@ -1,0 +1,3 @@
+from .build import build_dataset, make_data_loader
+
+__all__ = ["build_dataset", "make_data_loader"]

@@ -1,0 +1,54 @@
+"""Catalog name → dataset → transforms → sampler → batch sampler → DataLoader."""
+import logging
+
+import torch
+from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
+
+from fec.config import paths_catalog
+from fec.utils import comm
+
+from .datasets import DATASETS
+from .samplers import InferenceSampler, IterationBasedBatchSampler, TrainingSampler
+from .transforms import build_transforms
+
+
+def build_dataset(cfg, name, is_train):
+    factory, args = paths_catalog.get(name, cfg.DATASETS.ROOT)
+    dataset = DATASETS[factory](cfg, is_train, **args)
+    dataset.transform = build_transforms(cfg, is_train)
+    return dataset
+
+
+def _per_rank(total, key, world):
+    if total % world:
+        raise ValueError(f"{key} = {total} is the global batch and must divide evenly over "
+                         f"{world} processes")
+    return total // world
+
+
+def make_data_loader(cfg, is_train, is_distributed=False, start_iter=0):
+    """Training: one loader giving exactly SOLVER.MAX_ITER - start_iter batches.
+    Test: a list of (dataset name, loader), each loader over this rank's shard."""
+    world = comm.get_world_size() if is_distributed else 1
+    rank = comm.get_rank() if is_distributed else 0
+    workers = cfg.DATALOADER.NUM_WORKERS
+    if is_train:
+        batch = _per_rank(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH", world)
+        datasets = [build_dataset(cfg, n, True) for n in cfg.DATASETS.TRAIN]
+        dataset = datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+        sampler = TrainingSampler(len(dataset), cfg.SEED, rank, world, start=start_iter * batch)
+        batches = IterationBasedBatchSampler(BatchSampler(sampler, batch, drop_last=True),
+                                             cfg.SOLVER.MAX_ITER, start_iter)
+        return DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                          pin_memory=torch.cuda.is_available(),
+                          # its own generator: the global RNG is not consumed, so resume is exact
+                          generator=torch.Generator().manual_seed(cfg.SEED))
+    batch = _per_rank(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH", world)
+    loaders = []
+    for name in cfg.DATASETS.TEST:
+        dataset = build_dataset(cfg, name, False)
+        sampler = InferenceSampler(len(dataset), rank, world)
+        loaders.append((name, DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
+                                         pin_memory=torch.cuda.is_available())))
+    logging.getLogger(__name__).debug("built %d test loaders", len(loaders))
+    return loaders

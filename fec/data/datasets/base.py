@@ -1,0 +1,70 @@
+"""What every triplet dataset provides, and the dataset registry.
+
+A triplet dataset holds N unique face images and M triplets over them:
+
+- ``triplets``: (M, 3) int64 array of face indices (a, b, c); (a, b) is the pair the
+  annotators found most similar (majority vote), c the odd one out.
+- ``types``: (M,) int64 array, 0/1/2 for one-, two-, three-class triplets.
+- ``load_face(i)``: face ``i`` as an H×W×3 uint8 RGB array.
+
+In training mode an item is one triplet; in evaluation mode an item is one unique face,
+so each face is embedded once however many triplets use it, and the evaluator scores
+the triplets from the gathered embeddings.
+"""
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fec.utils.registry import Registry
+
+# name → factory(cfg, is_train, **catalog_args) returning a dataset.
+DATASETS = Registry("dataset")
+
+TRIPLET_TYPE_NAMES = ("ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET")
+
+
+class TripletDataset(Dataset):
+    task = "triplet"
+
+    def __init__(self, name, triplets, types, num_faces, is_train):
+        self.name = name
+        self.triplets = np.asarray(triplets, dtype=np.int64).reshape(-1, 3)
+        self.types = np.asarray(types, dtype=np.int64).reshape(-1)
+        if len(self.triplets) != len(self.types):
+            raise ValueError(f"{name}: {len(self.triplets)} triplets but {len(self.types)} types")
+        self.num_faces = int(num_faces)
+        self.is_train = is_train
+        # Set by make_data_loader: callable(H×W×3 uint8 array, torch.Generator or None)
+        # returning a 3×S×S uint8 tensor.
+        self.transform = None
+        # Optional (N, K) ground-truth expression vectors (synthetic data only): the
+        # accuracy they score is the ceiling that annotator noise leaves.
+        self.expression_vectors = None
+
+    def load_face(self, i):
+        raise NotImplementedError
+
+    def type_counts(self):
+        counts = np.bincount(self.types, minlength=3)
+        return {TRIPLET_TYPE_NAMES[t]: int(counts[t]) for t in range(3)}
+
+    def __len__(self):
+        return len(self.triplets) if self.is_train else self.num_faces
+
+    def __getitem__(self, key):
+        # The training sampler passes (index, seed) so augmentation is a function of the
+        # position in the data stream: exact resume whatever the worker count.
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        gen = None
+        if seed is not None:
+            gen = torch.Generator().manual_seed(int(seed))
+        if self.is_train:
+            faces = [self._face(int(f), gen) for f in self.triplets[index]]
+            return {"images": torch.stack(faces), "type": int(self.types[index]), "index": int(index)}
+        return {"image": self._face(int(index), gen), "index": int(index)}
+
+    def _face(self, i, gen):
+        img = self.load_face(i)
+        if self.transform is None:
+            return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+        return self.transform(img, gen)

@@ -1,0 +1,131 @@
+"""Checkpoints: model, optimizer, scheduler, iteration and RNG states in one file,
+written atomically, with a ``last_checkpoint`` tag naming the newest complete one."""
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+
+TAG = "last_checkpoint"
+
+
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def atomic_save(obj, path):
+    """torch.save to a temporary file beside ``path``, then rename: a crash or a kill
+    leaves either the old file or the new one, never half of one."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _atomic_write_text(path, text):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def get_rng_states():
+    np_state = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states):
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def load_model_state(model, state, source, skip_prefixes=()):
+    """Load ``state`` into ``model`` strictly; a mismatch names the keys and the file."""
+    own = unwrap(model).state_dict()
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith(tuple(skip_prefixes))}
+    missing = [k for k in own if k not in state and not k.startswith(tuple(skip_prefixes))]
+    unexpected = [k for k in state if k not in own]
+    wrong_shape = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                   for k in state if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                            ("shape mismatches (checkpoint vs model)", wrong_shape)):
+            if keys:
+                more = f" ... and {len(keys) - 8} more" if len(keys) > 8 else ""
+                parts.append(f"{label}: {', '.join(keys[:8])}{more}")
+        raise RuntimeError(f"checkpoint {source} does not fit this model (another architecture?); "
+                           + "; ".join(parts))
+    unwrap(model).load_state_dict(state, strict=not skip_prefixes)
+
+
+class Checkpointer:
+    def __init__(self, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=True):
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.save_dir = save_dir
+        self.save_to_disk = save_to_disk
+        self.logger = logging.getLogger(__name__)
+
+    def save(self, name, iteration):
+        if not (self.save_dir and self.save_to_disk):
+            return
+        data = {"model": unwrap(self.model).state_dict(), "iteration": iteration, "rng": get_rng_states()}
+        if self.optimizer is not None:
+            data["optimizer"] = self.optimizer.state_dict()
+        if self.scheduler is not None:
+            data["scheduler"] = self.scheduler.state_dict()
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        atomic_save(data, path)
+        _atomic_write_text(os.path.join(self.save_dir, TAG), f"{name}.pth")
+        self.logger.info("Saved checkpoint %s (iteration %d)", path, iteration)
+
+    def last_checkpoint(self):
+        tag = os.path.join(self.save_dir, TAG)
+        if not os.path.exists(tag):
+            return None
+        with open(tag) as f:
+            name = f.read().strip()
+        path = os.path.join(self.save_dir, name)
+        return path if os.path.exists(path) else None
+
+    def load(self, path, resume=False):
+        """Load weights from ``path``; with ``resume``, also optimizer, scheduler and RNG
+        states. Returns the iteration to continue from (0 when not resuming)."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        self.logger.info("Loading checkpoint %s", path)
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        state = data["model"] if isinstance(data, dict) and "model" in data else data
+        load_model_state(self.model, state, path)
+        if not resume:
+            return 0
+        for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler)):
+            if obj is not None:
+                if key not in data:
+                    raise KeyError(f"checkpoint {path} has no {key} state to resume from")
+                obj.load_state_dict(data[key])
+        if "rng" in data:
+            set_rng_states(data["rng"])
+        return int(data.get("iteration", 0))

@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="fec",
+    version="0.1.0",
+    description="Training framework for facial-expression models: the FEC expression-similarity "
+                "embedding, expression classifiers and valence/arousal regressors",
+    packages=find_packages(include=["fec", "fec.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "numpy",
+        "pyyaml",
+        "yacs",
+        "tqdm",
+        "opencv-python-headless<5",  # 5.x ships no Haar cascades
+        "facenet-pytorch==2.5.3",  # 2.6 pins an old torch
+        "tensorboard",
+    ],
+    extras_require={
+        "dev": ["pytest", "scikit-image"],
+    },
+)
