@@ -36,8 +36,9 @@ _C.MODEL.BACKBONE.CUT_AT = ""
 # "casia-webface" (inception_resnet_v1); these download, so they need the network.
 # Or a local state_dict file (.pth) of the uncut backbone, which needs none.
 _C.MODEL.BACKBONE.WEIGHTS = ""
-# Freeze the stem and the first FREEZE_AT stages (0: train everything; -1: freeze
-# the whole backbone, as the FEC paper does with its pretrained FaceNet).
+# Freeze the first FREEZE_AT stages of the backbone, the stem counting as the first
+# (0: train everything; 2: stem and layer1 of resnet18; -1: the whole backbone, as
+# the FEC paper does with its pretrained FaceNet).
 _C.MODEL.BACKBONE.FREEZE_AT = 0
 
 _C.MODEL.HEAD = CN()

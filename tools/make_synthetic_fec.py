@@ -1,0 +1,161 @@
+"""Write the synthetic expression dataset to disk in the official FEC format.
+
+    python tools/make_synthetic_fec.py --out datasets/fec_synthetic [--size 224]
+        [--train-triplets N] [--test-triplets N] [--seed S] [--base-url URL] [--no-crops]
+
+Writes, for the train and test splits of fec.data.datasets.synthetic:
+
+    OUT/faceexp-comparison-data-{train,test}-public.csv   28 columns, no header
+    OUT/photos/<split>_<face>.jpg     the "photos" the URLs name: the face pasted at a
+                                      random place of a larger textured image, at the
+                                      box the CSV gives
+    OUT/images/<crop_id>.jpg          prepared crops, cut from the decoded photos with
+                                      fec.data.crop.crop_face (unless --no-crops)
+
+URLs are file:// paths, or BASE_URL/photos/<name> with --base-url (e.g. served by
+``python -m http.server`` from OUT), so the download and preparation path can be
+exercised end to end. Read back as FEC, the triplets (similar pair, odd one) are those
+of the synthetic dataset; each row lists its three images in a shuffled order, with the
+annotations renumbered to match.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from fec.config import cfg as default_cfg  # noqa: E402
+from fec.data.crop import BOX_EXPANSION, crop_face  # noqa: E402
+from fec.data.datasets.base import TRIPLET_TYPE_NAMES  # noqa: E402
+from fec.data.datasets.synthetic import SyntheticTripletDataset  # noqa: E402
+from fec.data.fec_csv import crop_id, format_fec_row  # noqa: E402
+
+CSV_NAME = "faceexp-comparison-data-{}-public.csv"
+# Full-resolution colour (4:4:4): thin red lips on a 64 px face do not survive 4:2:0.
+JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+
+
+def write_atomic(path, data):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def encode_jpeg(rgb):
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), JPEG_PARAMS)
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def make_photo(face, rng):
+    """(photo, box): ``face`` (S×S×3 RGB) pasted at a random place of a textured image
+    1.6-2.2 times its size; ``box`` (left, right, top, bottom), normalised and rounded to
+    six decimals, is the square that crop_face grows back to the pasted face."""
+    s = face.shape[0]
+    h, w = (int(round(s * f)) for f in rng.uniform(1.6, 2.2, 2))
+    # Texture: smooth colour blobs, a few lines, a little grain.
+    blobs = rng.uniform(20, 235, (int(rng.integers(3, 9)), int(rng.integers(3, 9)), 3))
+    photo = np.clip(cv2.resize(blobs, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+    for _ in range(int(rng.integers(3, 10))):
+        p0, p1 = rng.integers(0, (w, h), (2, 2)).tolist()
+        cv2.line(photo, p0, p1, rng.uniform(0, 255, 3).tolist(), int(rng.integers(1, 1 + max(2, s // 40))), cv2.LINE_AA)
+    grain = rng.normal(0, 4, (h, w)).astype(np.float32)
+    photo = np.clip(photo + grain[..., None], 0, 255).astype(np.uint8)
+    y0, x0 = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+    photo[y0:y0 + s, x0:x0 + s] = face
+    # crop_face grows the box by BOX_EXPANSION and rounds outwards to whole pixels: a
+    # quarter pixel inside the face on each side, after rounding to six decimals, so it
+    # lands exactly on the face's s×s pixels.
+    half = (s - 0.5) / 2 / (1 + BOX_EXPANSION)
+    cx, cy = x0 + s / 2, y0 + s / 2
+    box = tuple(round(v, 6) for v in ((cx - half) / w, (cx + half) / w, (cy - half) / h, (cy + half) / h))
+    return photo, box
+
+
+def write_split(ds, out, base_url=None, crops=True):
+    """Photos, crops and CSV of one synthetic split; returns the CSV path."""
+    photo_dir, crop_dir = os.path.join(out, "photos"), os.path.join(out, "images")
+    os.makedirs(photo_dir, exist_ok=True)
+    if crops:
+        os.makedirs(crop_dir, exist_ok=True)
+    urls, boxes = {}, {}
+    for i in tqdm(np.unique(ds.triplets).tolist(), desc=f"{ds.split} faces", unit="face"):
+        photo, box = make_photo(ds.load_face(i), ds.random_stream(5, i))
+        name = f"{ds.split}_{i:06d}.jpg"
+        path = os.path.join(photo_dir, name)
+        data = encode_jpeg(photo)
+        write_atomic(path, data)
+        url = base_url.rstrip("/") + "/photos/" + name if base_url else Path(path).resolve().as_uri()
+        if crops:
+            # From the decoded JPEG, as the preparation tool sees the downloaded photo.
+            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            crop = crop_face(decoded, box, ds.render_size)
+            write_atomic(os.path.join(crop_dir, crop_id(url, box) + ".jpg"), encode_jpeg(crop[..., ::-1]))
+        urls[i], boxes[i] = url, box
+
+    # Each row lists its images in a shuffled order; annotations follow them.
+    order = ds.random_stream(6).random((len(ds.triplets), 3)).argsort(1)
+    position = order.argsort(1)  # stored position → position in the row
+    votes = np.take_along_axis(position, ds.votes - 1, 1) + 1
+    lines = []
+    for m in range(len(ds.triplets)):
+        faces = ds.triplets[m][order[m]].tolist()
+        annotations = [(str(a), int(v)) for a, v in zip(ds.annotators[m].tolist(), votes[m].tolist())]
+        lines.append(format_fec_row([urls[f] for f in faces], [boxes[f] for f in faces], int(ds.types[m]), annotations))
+    csv_path = os.path.join(out, CSV_NAME.format(ds.split))
+    write_atomic(csv_path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return csv_path
+
+
+def ceiling(ds):
+    """Accuracy of the true expression vectors on the triplets: overall, per type."""
+    e = ds.expression_vectors.astype(np.float64)[ds.triplets]
+    d = lambda i, j: ((e[:, i] - e[:, j]) ** 2).sum(1)  # noqa: E731
+    ok = (d(0, 1) < d(0, 2)) & (d(0, 1) < d(1, 2))
+    return ok.mean(), [ok[ds.types == t].mean() if (ds.types == t).any() else float("nan") for t in range(3)]
+
+
+def parse_args(argv=None):
+    c = default_cfg.DATASETS.SYNTHETIC
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--train-triplets", type=int, default=c.TRAIN_TRIPLETS)
+    p.add_argument("--test-triplets", type=int, default=c.TEST_TRIPLETS)
+    p.add_argument("--train-identities", type=int, default=c.TRAIN_IDENTITIES)
+    p.add_argument("--test-identities", type=int, default=c.TEST_IDENTITIES)
+    p.add_argument("--faces-per-identity", type=int, default=c.FACES_PER_IDENTITY)
+    p.add_argument("--annotator-noise", type=float, default=c.ANNOTATOR_NOISE)
+    p.add_argument("--seed", type=int, default=c.SEED)
+    p.add_argument("--size", type=int, default=224, help="side of the rendered face and of the crops, pixels")
+    p.add_argument("--base-url", default=None, help="URL prefix instead of file:// paths, e.g. http://127.0.0.1:8000/")
+    p.add_argument("--no-crops", action="store_true", help="write only the CSVs and photos")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    splits = (("train", args.train_identities, args.train_triplets), ("test", args.test_identities, args.test_triplets))
+    for split, identities, triplets in splits:
+        ds = SyntheticTripletDataset(split, identities, args.faces_per_identity, triplets, seed=args.seed,
+                                     annotator_noise=args.annotator_noise, render_size=args.size)
+        path = write_split(ds, args.out, args.base_url, not args.no_crops)
+        overall, per_type = ceiling(ds)
+        counts = ", ".join(f"{n} {c}" for n, c in ds.type_counts().items())
+        print(f"{split}: {ds.num_faces} faces of {identities} identities; {len(ds.triplets)} triplets ({counts}); "
+              f"{ds.num_dropped} dropped with no unique majority")
+        print(f"{split}: ceiling (true expressions on the triplets) {overall:.2%}; per type "
+              + ", ".join(f"{TRIPLET_TYPE_NAMES[t]} {a:.2%}" for t, a in enumerate(per_type)))
+        print(f"{split}: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
