@@ -314,3 +314,18 @@ def test_writer_base_url_and_no_crops(tmp_path):
         urls = [row[c] for row in csv.reader(f) for c in (0, 5, 10)]
     assert all(u.startswith("http://127.0.0.1:8000/photos/test_") for u in urls)
     assert {os.path.basename(u) for u in urls} <= set(os.listdir(tmp_path / "photos"))
+
+
+def test_min_gap_keeps_only_clear_triplets_a_third_of_each_type():
+    from fec.data.datasets.synthetic import SyntheticTripletDataset, pair_distances
+
+    ds = SyntheticTripletDataset("test", 20, 8, 300, seed=1, min_gap=0.25, is_train=False)
+    d = pair_distances(ds.expression_vectors, ds.triplets)
+    gaps = np.sort(d, 1)
+    assert (gaps[:, 1] - gaps[:, 0] >= 0.25 - 1e-6).all()
+    counts = np.bincount(ds.types, minlength=3)
+    assert len(ds.triplets) + ds.num_dropped == 300
+    assert all(95 <= c <= 100 for c in counts), counts  # a third each, less the rare ties
+    loose = SyntheticTripletDataset("test", 20, 8, 300, seed=1, min_gap=0.0, is_train=False)
+    loose_gaps = np.sort(pair_distances(loose.expression_vectors, loose.triplets), 1)
+    assert (loose_gaps[:, 1] - loose_gaps[:, 0] < 0.25).any()  # the filter removed something

@@ -94,6 +94,9 @@ _C.DATASETS.SYNTHETIC.FACES_PER_IDENTITY = 8
 # Triplets per split; about six per test face, as in FEC.
 _C.DATASETS.SYNTHETIC.TRAIN_TRIPLETS = 20000
 _C.DATASETS.SYNTHETIC.TEST_TRIPLETS = 1600
+# Keep only triplets whose closest pair is closer than the next pair by at least this
+# (Euclidean expression distance); 0 keeps every sampled triplet, near-ties included.
+_C.DATASETS.SYNTHETIC.MIN_GAP = 0.0
 # Std of the noise each simulated annotator adds to expression distances.
 _C.DATASETS.SYNTHETIC.ANNOTATOR_NOISE = 0.1
 # Side of the rendered image in pixels; 0 renders at INPUT.SIZE.

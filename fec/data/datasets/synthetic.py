@@ -357,15 +357,41 @@ def sample_triplets(rng, categories, identity_of, num_triplets):
     return np.take_along_axis(faces, rng.random((num_triplets, 3)).argsort(1), 1), types
 
 
+def pair_distances(expressions, faces):
+    """(M, 3) Euclidean expression distances; column k is the pair that leaves out face k."""
+    e = expressions[faces].astype(np.float64)  # (M, 3, K)
+    return np.stack([np.linalg.norm(e[:, i] - e[:, j], axis=1) for i, j in ((1, 2), (0, 2), (0, 1))], 1)
+
+
+def sample_clear_triplets(rng, expressions, categories, identity_of, num_triplets, min_gap):
+    """Like ``sample_triplets``, keeping only triplets whose closest pair is closer than
+    the next by at least ``min_gap`` (expression units): FEC's raters agree on most
+    triplets, and near-ties neither teach nor measure much. A third of each type."""
+    want = np.bincount(np.arange(num_triplets) % 3, minlength=3)
+    kept = [[] for _ in range(3)]
+    for _ in range(100):
+        if all(sum(len(k) for k in kept[t]) >= want[t] for t in range(3)):
+            break
+        faces, types = sample_triplets(rng, categories, identity_of, max(2 * num_triplets, 300))
+        d = np.sort(pair_distances(expressions, faces), 1)
+        clear = d[:, 1] - d[:, 0] >= min_gap
+        for t in range(3):
+            kept[t].append(faces[clear & (types == t)])
+    else:
+        raise ValueError(f"too few triplets with MIN_GAP {min_gap}: lower DATASETS.SYNTHETIC.MIN_GAP")
+    faces = np.concatenate([np.concatenate(kept[t])[: want[t]] for t in range(3)])
+    types = np.repeat(np.arange(3), want)
+    order = rng.permutation(num_triplets)
+    return faces[order], types[order]
+
+
 def simulate_votes(rng, expressions, faces, noise):
     """Six distinct annotators per triplet vote for the odd one out: (M, 6) annotator
     ids and (M, 6) votes 1/2/3 naming the face not in the closest pair, with distances
     perturbed by Gaussian noise (std ``noise`` × the annotator's own factor) and a
     ``LAPSE_RATE`` chance of a random vote."""
     m = len(faces)
-    e = expressions[faces].astype(np.float64)  # (M, 3, K)
-    # Column k: the distance of the pair that leaves out face k.
-    dist = np.stack([np.linalg.norm(e[:, i] - e[:, j], axis=1) for i, j in ((1, 2), (0, 2), (0, 1))], 1)
+    dist = pair_distances(expressions, faces)
     annotator_noise = rng.uniform(0.6, 1.4, NUM_ANNOTATORS)
     annotators = rng.random((m, NUM_ANNOTATORS)).argsort(1)[:, :VOTES_PER_TRIPLET]
     sigma = noise * ANNOTATOR_NOISE_SCALE * annotator_noise[annotators]
@@ -395,13 +421,17 @@ class SyntheticTripletDataset(TripletDataset):
     """
 
     def __init__(self, split, num_identities, faces_per_identity, num_triplets, seed=0,
-                 annotator_noise=0.1, render_size=64, is_train=True):
+                 annotator_noise=0.1, render_size=64, is_train=True, min_gap=0.0):
         self.split, self.seed, self.render_size = split, int(seed), int(render_size)
         # One stream per purpose, so that e.g. more triplets never change the faces.
         self.identities = random_identities(self.random_stream(0), num_identities)
         self.identity_of = np.repeat(np.arange(num_identities), faces_per_identity)
         expressions, self.categories = sample_expressions(self.random_stream(1), len(self.identity_of))
-        faces, types = sample_triplets(self.random_stream(2), self.categories, self.identity_of, num_triplets)
+        if min_gap > 0:
+            faces, types = sample_clear_triplets(self.random_stream(2), expressions, self.categories,
+                                                 self.identity_of, num_triplets, min_gap)
+        else:
+            faces, types = sample_triplets(self.random_stream(2), self.categories, self.identity_of, num_triplets)
         annotators, votes = simulate_votes(self.random_stream(3), expressions, faces, annotator_noise)
 
         odd = majority(votes)
@@ -450,4 +480,5 @@ def build_synthetic_triplet_dataset(cfg, is_train, split):
         annotator_noise=c.ANNOTATOR_NOISE,
         render_size=c.RENDER_SIZE or cfg.INPUT.SIZE,
         is_train=is_train,
+        min_gap=c.MIN_GAP,
     )
