@@ -26,7 +26,8 @@ def atomic_save(obj, path):
             os.remove(tmp)
 
 
-def _atomic_write_text(path, text):
+def atomic_write_text(path, text):
+    """Write ``text`` to a temporary file beside ``path``, then rename."""
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(text)
@@ -98,7 +99,7 @@ class Checkpointer:
             data["scheduler"] = self.scheduler.state_dict()
         path = os.path.join(self.save_dir, f"{name}.pth")
         atomic_save(data, path)
-        _atomic_write_text(os.path.join(self.save_dir, TAG), f"{name}.pth")
+        atomic_write_text(os.path.join(self.save_dir, TAG), f"{name}.pth")
         self.logger.info("Saved checkpoint %s (iteration %d)", path, iteration)
 
     def last_checkpoint(self):
