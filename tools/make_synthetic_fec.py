@@ -34,17 +34,11 @@ from fec.data.crop import BOX_EXPANSION, crop_face  # noqa: E402
 from fec.data.datasets.base import TRIPLET_TYPE_NAMES  # noqa: E402
 from fec.data.datasets.synthetic import SyntheticTripletDataset  # noqa: E402
 from fec.data.fec_csv import crop_id, format_fec_row  # noqa: E402
+from fec.utils.io import atomic_write  # noqa: E402
 
 CSV_NAME = "faceexp-comparison-data-{}-public.csv"
 # Full-resolution colour (4:4:4): thin red lips on a 64 px face do not survive 4:2:0.
 JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
-
-
-def write_atomic(path, data):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def encode_jpeg(rgb):
@@ -91,13 +85,13 @@ def write_split(ds, out, base_url=None, crops=True):
         name = f"{ds.split}_{i:06d}.jpg"
         path = os.path.join(photo_dir, name)
         data = encode_jpeg(photo)
-        write_atomic(path, data)
+        atomic_write(path, data)
         url = base_url.rstrip("/") + "/photos/" + name if base_url else Path(path).resolve().as_uri()
         if crops:
             # From the decoded JPEG, as the preparation tool sees the downloaded photo.
             decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             crop = crop_face(decoded, box, ds.render_size)
-            write_atomic(os.path.join(crop_dir, crop_id(url, box) + ".jpg"), encode_jpeg(crop[..., ::-1]))
+            atomic_write(os.path.join(crop_dir, crop_id(url, box) + ".jpg"), encode_jpeg(crop[..., ::-1]))
         urls[i], boxes[i] = url, box
 
     # Each row lists its images in a shuffled order; annotations follow them.
@@ -110,7 +104,7 @@ def write_split(ds, out, base_url=None, crops=True):
         annotations = [(str(a), int(v)) for a, v in zip(ds.annotators[m].tolist(), votes[m].tolist())]
         lines.append(format_fec_row([urls[f] for f in faces], [boxes[f] for f in faces], int(ds.types[m]), annotations))
     csv_path = os.path.join(out, CSV_NAME.format(ds.split))
-    write_atomic(csv_path, ("\n".join(lines) + "\n").encode("utf-8"))
+    atomic_write(csv_path, ("\n".join(lines) + "\n").encode("utf-8"))
     return csv_path
 
 

@@ -1,6 +1,4 @@
 """Catalog name → dataset → transforms → sampler → batch sampler → DataLoader."""
-import logging
-
 import torch
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 
@@ -50,5 +48,4 @@ def make_data_loader(cfg, is_train, is_distributed=False, start_iter=0):
         sampler = InferenceSampler(len(dataset), rank, world)
         loaders.append((name, DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
                                          pin_memory=torch.cuda.is_available())))
-    logging.getLogger(__name__).debug("built %d test loaders", len(loaders))
     return loaders

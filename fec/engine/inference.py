@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from fec.evaluation import build_evaluator
 from fec.utils import comm
-from fec.utils.checkpoint import atomic_write_text
+from fec.utils.io import atomic_write
 
 
 def _run_shard(model, loader):
@@ -64,7 +64,7 @@ def inference(model, loader, dataset_name, output_dir=None):
             folder = os.path.join(output_dir, "inference", dataset_name)
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, "results.json")
-            atomic_write_text(path, json.dumps(results, indent=2))
+            atomic_write(path, json.dumps(results, indent=2))
             logger.info("results written to %s", path)
     comm.synchronize()
     return results

@@ -7,6 +7,8 @@ import random
 import numpy as np
 import torch
 
+from .io import atomic_write
+
 TAG = "last_checkpoint"
 
 
@@ -24,16 +26,6 @@ def atomic_save(obj, path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to a temporary file beside ``path``, then rename."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def get_rng_states():
@@ -99,7 +91,7 @@ class Checkpointer:
             data["scheduler"] = self.scheduler.state_dict()
         path = os.path.join(self.save_dir, f"{name}.pth")
         atomic_save(data, path)
-        atomic_write_text(os.path.join(self.save_dir, TAG), f"{name}.pth")
+        atomic_write(os.path.join(self.save_dir, TAG), f"{name}.pth")
         self.logger.info("Saved checkpoint %s (iteration %d)", path, iteration)
 
     def last_checkpoint(self):
