@@ -19,6 +19,9 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "dev": ["pytest", "scikit-image"],
+        # tools/export.py --format onnx: torch's ONNX exporter needs onnx + onnxscript;
+        # onnxruntime runs the parity check and the latency.
+        "onnx": ["onnx", "onnxscript", "onnxruntime"],
+        "dev": ["pytest", "scikit-image", "onnx", "onnxscript", "onnxruntime"],
     },
 )
