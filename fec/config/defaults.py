@@ -102,6 +102,31 @@ _C.DATASETS.SYNTHETIC.ANNOTATOR_NOISE = 0.1
 # Side of the rendered image in pixels; 0 renders at INPUT.SIZE.
 _C.DATASETS.SYNTHETIC.RENDER_SIZE = 0
 
+# Synthetic faces labelled for classification and valence/arousal, rendered on the fly
+# (fec/data/datasets/synthetic_affect.py; catalog synthetic_fer_*, synthetic_affectnet_*,
+# synthetic_affectnet_va_*, synthetic_affect_*). Faces per split (train and test never
+# share an identity) and faces per identity.
+_C.DATASETS.SYNTHETIC_AFFECT = CN()
+_C.DATASETS.SYNTHETIC_AFFECT.SEED = 0
+_C.DATASETS.SYNTHETIC_AFFECT.TRAIN_IMAGES = 4000
+_C.DATASETS.SYNTHETIC_AFFECT.TEST_IMAGES = 1000
+_C.DATASETS.SYNTHETIC_AFFECT.IMAGES_PER_IDENTITY = 8
+# Side of the AffectNet-style colour faces in pixels; 0 renders at INPUT.SIZE.
+# FER2013-style faces are always 48x48 grey, as in FER2013.
+_C.DATASETS.SYNTHETIC_AFFECT.RENDER_SIZE = 0
+
+# FER2013 (fec/data/datasets/fer2013.py). The parsed CSV is cached as a uint8 array:
+# "" writes <csv>.cache.npz beside the CSV; a folder puts it there instead (for a
+# read-only dataset folder). The cache is rebuilt when the CSV's size or mtime changes.
+_C.DATASETS.FER2013 = CN()
+_C.DATASETS.FER2013.CACHE_DIR = ""
+
+# AffectNet (fec/data/datasets/affectnet.py). The face crop is the annotated box
+# grown by this fraction of its longer side, made square around its centre, clipped
+# at the image border; 0 crops the box as annotated.
+_C.DATASETS.AFFECTNET = CN()
+_C.DATASETS.AFFECTNET.BOX_EXPANSION = 0.0
+
 # ---------------------------------------------------------------------------- #
 # Data loader
 # ---------------------------------------------------------------------------- #

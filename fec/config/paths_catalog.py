@@ -6,6 +6,27 @@ creates ``datasets/fec`` pointing at a prepared FEC folder:
     fec/faceexp-comparison-data-train-public.csv
     fec/faceexp-comparison-data-test-public.csv
     fec/images/<crop_id>.jpg
+
+``make link FER2013=/path`` creates ``datasets/fer2013`` (the folder holding Kaggle's
+``fer2013.csv``) and ``make link AFFECTNET=/path`` creates ``datasets/affectnet``:
+
+    fer2013/fer2013.csv
+    affectnet/training.csv
+    affectnet/validation.csv
+    affectnet/Manually_Annotated_Images/<subDirectory_filePath>
+
+Expression datasets, by task (what the model is trained and evaluated on):
+
+- ``fer2013_train``, ``fer2013_public_test``, ``fer2013_private_test``: FER2013 rows of
+  Usage Training / PublicTest / PrivateTest, classification (7 classes).
+- ``affectnet_train``, ``affectnet_val``: AffectNet expressions 0-7, classification.
+- ``affectnet_va_train``, ``affectnet_va_val``: AffectNet valence/arousal, regression.
+- ``affectnet_affect_train``, ``affectnet_affect_val``: both ("affect": expressions 0-7
+  that also have valence and arousal), for a model with both heads.
+- ``synthetic_fer_*``, ``synthetic_affectnet_*``, ``synthetic_affectnet_va_*``,
+  ``synthetic_affect_*`` (``_train``, ``_test``): the same on synthetic faces rendered
+  on the fly, no files needed (tools/make_synthetic_expressions.py writes them as
+  FER2013 and AffectNet files).
 """
 import os
 
@@ -21,6 +42,35 @@ DATASETS = {
         {"csv": "fec/faceexp-comparison-data-test-public.csv", "image_dir": "fec/images"},
     ),
 }
+
+
+def _affectnet(csv, task):
+    return {"csv": f"affectnet/{csv}", "image_dir": "affectnet/Manually_Annotated_Images", "task": task}
+
+
+def _synthetic(split, style, task):
+    return {"split": split, "style": style, "task": task}
+
+
+DATASETS.update({
+    "fer2013_train": ("FER2013Dataset", {"csv": "fer2013/fer2013.csv", "usage": "Training"}),
+    "fer2013_public_test": ("FER2013Dataset", {"csv": "fer2013/fer2013.csv", "usage": "PublicTest"}),
+    "fer2013_private_test": ("FER2013Dataset", {"csv": "fer2013/fer2013.csv", "usage": "PrivateTest"}),
+    "affectnet_train": ("AffectNetDataset", _affectnet("training.csv", "classification")),
+    "affectnet_val": ("AffectNetDataset", _affectnet("validation.csv", "classification")),
+    "affectnet_va_train": ("AffectNetDataset", _affectnet("training.csv", "regression")),
+    "affectnet_va_val": ("AffectNetDataset", _affectnet("validation.csv", "regression")),
+    "affectnet_affect_train": ("AffectNetDataset", _affectnet("training.csv", "affect")),
+    "affectnet_affect_val": ("AffectNetDataset", _affectnet("validation.csv", "affect")),
+    "synthetic_fer_train": ("SyntheticAffectDataset", _synthetic("train", "fer", "classification")),
+    "synthetic_fer_test": ("SyntheticAffectDataset", _synthetic("test", "fer", "classification")),
+    "synthetic_affectnet_train": ("SyntheticAffectDataset", _synthetic("train", "affectnet", "classification")),
+    "synthetic_affectnet_test": ("SyntheticAffectDataset", _synthetic("test", "affectnet", "classification")),
+    "synthetic_affectnet_va_train": ("SyntheticAffectDataset", _synthetic("train", "affectnet", "regression")),
+    "synthetic_affectnet_va_test": ("SyntheticAffectDataset", _synthetic("test", "affectnet", "regression")),
+    "synthetic_affect_train": ("SyntheticAffectDataset", _synthetic("train", "affectnet", "affect")),
+    "synthetic_affect_test": ("SyntheticAffectDataset", _synthetic("test", "affectnet", "affect")),
+})
 
 _PATH_ARGS = ("csv", "image_dir")
 

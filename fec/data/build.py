@@ -1,4 +1,6 @@
 """Catalog name → dataset → transforms → sampler → batch sampler → DataLoader."""
+import bisect
+
 import torch
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 
@@ -17,6 +19,17 @@ def build_dataset(cfg, name, is_train):
     return dataset
 
 
+class SeededConcatDataset(ConcatDataset):
+    """ConcatDataset that passes the training sampler's ``(index, seed)`` keys on to
+    the dataset holding ``index`` (torch's compares the key with 0 and fails)."""
+
+    def __getitem__(self, key):
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        d = bisect.bisect_right(self.cumulative_sizes, index)
+        local = index - (self.cumulative_sizes[d - 1] if d else 0)
+        return self.datasets[d][local if seed is None else (local, seed)]
+
+
 def _per_rank(total, key, world):
     if total % world:
         raise ValueError(f"{key} = {total} is the global batch and must divide evenly over "
@@ -33,7 +46,7 @@ def make_data_loader(cfg, is_train, is_distributed=False, start_iter=0):
     if is_train:
         batch = _per_rank(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH", world)
         datasets = [build_dataset(cfg, n, True) for n in cfg.DATASETS.TRAIN]
-        dataset = datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+        dataset = datasets[0] if len(datasets) == 1 else SeededConcatDataset(datasets)
         sampler = TrainingSampler(len(dataset), cfg.SEED, rank, world, start=start_iter * batch)
         batches = IterationBasedBatchSampler(BatchSampler(sampler, batch, drop_last=True),
                                              cfg.SOLVER.MAX_ITER, start_iter)

@@ -13,8 +13,13 @@ def square_box(box, width, height, expand=BOX_EXPANSION):
     """Pixel box (x0, y0, x1, y1), end-exclusive: ``box`` grown by ``expand`` of its
     longer side, made square around its centre, then clipped at the image border."""
     left, right, top, bottom = box
-    x0, x1 = left * width, right * width
-    y0, y1 = top * height, bottom * height
+    return square_pixel_box((left * width, top * height, right * width, bottom * height), width, height, expand)
+
+
+def square_pixel_box(box, width, height, expand=BOX_EXPANSION):
+    """Like ``square_box`` for a box already in pixels, (x0, y0, x1, y1): whole-pixel
+    boxes stay exact (no round trip through normalised coordinates)."""
+    x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0) * (1.0 + expand)
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     half = side / 2.0

@@ -1,0 +1,100 @@
+"""What every expression-classification and valence/arousal dataset provides.
+
+An expression dataset holds N face images, each with an expression label, a
+(valence, arousal) pair, or both; ``task`` says which, and picks the evaluator:
+
+- ``"classification"``: item ``{"image", "label", "index"}``; ``labels`` (N,) int64
+  into ``class_names``.
+- ``"regression"``: item ``{"image", "valence_arousal", "index"}``;
+  ``valence_arousal`` (N, 2) float32 in [-1, 1].
+- ``"affect"``: both.
+
+``image`` is a 3×S×S uint8 tensor (S = INPUT.SIZE; grey images are replicated to three
+channels), ``label`` an int64 scalar tensor, ``valence_arousal`` a float32 (2,)
+tensor, ``index`` the item's index. The item is the same in training and evaluation
+mode; training mode only augments the image.
+"""
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+TASKS = ("classification", "regression", "affect")
+
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+AFFECTNET_CLASSES = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
+
+
+def grey_to_rgb(img):
+    """H×W uint8 grey → H×W×3 uint8, the channel replicated, so any backbone takes it."""
+    return np.repeat(img[:, :, None], 3, axis=2)
+
+
+class ExpressionDataset(Dataset):
+    """Subclasses implement ``load_image(i)`` → H×W×3 uint8 RGB array."""
+
+    def __init__(self, name, task, class_names, labels=None, valence_arousal=None, is_train=True, source=None):
+        # ``source``: the file the data came from, named in errors.
+        self.source = source or name
+        if task not in TASKS:
+            raise ValueError(f"{name}: task must be one of {TASKS}, got {task!r}")
+        self.name, self.task, self.is_train = name, task, is_train
+        self.class_names = list(class_names)
+        self._labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        self._va = None if valence_arousal is None else torch.as_tensor(
+            np.asarray(valence_arousal, dtype=np.float32).reshape(-1, 2))
+        if task in ("classification", "affect") and self._labels is not None:
+            bad = (self._labels < 0) | (self._labels >= len(self.class_names))
+            if bad.any():
+                raise ValueError(f"{name}: label {int(self._labels[bad][0])} is outside 0..{len(self.class_names) - 1}")
+        if task in ("regression", "affect") and self._va is None:
+            raise ValueError(f"{name}: task {task!r} needs valence/arousal values")
+        if self._labels is not None and self._va is not None and len(self._labels) != len(self._va):
+            raise ValueError(f"{name}: {len(self._labels)} labels but {len(self._va)} valence/arousal pairs")
+        # Set by make_data_loader: callable(H×W×3 uint8 array, torch.Generator or None)
+        # returning a 3×S×S uint8 tensor.
+        self.transform = None
+
+    @property
+    def labels(self):
+        """(N,) int64 class indices into ``class_names``."""
+        if self._labels is None:
+            raise ValueError(f"{self.source} has no expression labels: it can be predicted on, "
+                             "not trained or evaluated on")
+        return self._labels
+
+    @property
+    def valence_arousal(self):
+        """(N, 2) float32 valence and arousal in [-1, 1]."""
+        if self._va is None:
+            raise ValueError(f"{self.source} has no valence/arousal values")
+        return self._va
+
+    @property
+    def has_labels(self):
+        return self._labels is not None
+
+    def load_image(self, i):
+        raise NotImplementedError
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def __getitem__(self, key):
+        # The training sampler passes (index, seed): augmentation is a function of the
+        # position in the data stream, so resume is exact whatever the worker count.
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        index = int(index)
+        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        img = self.load_image(index)
+        if self.transform is None:
+            image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+        else:
+            image = self.transform(img, gen)
+        item = {"image": image, "index": index}
+        # Fresh tensors, not views: a view would carry the whole (N,) storage with it.
+        # An unlabelled file (prediction only) gives items without a label.
+        if self.task != "regression" and self._labels is not None:
+            item["label"] = torch.tensor(int(self._labels[index]), dtype=torch.int64)
+        if self.task != "classification":
+            item["valence_arousal"] = self._va[index].clone()
+        return item

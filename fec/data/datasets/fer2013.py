@@ -1,0 +1,226 @@
+"""FER2013 (Kaggle): one CSV of 48×48 grey faces, read directly, no image files.
+
+Columns (names matched case-insensitively, surrounding spaces ignored, as some copies
+write " pixels" or "Usage "): ``emotion`` (0–6, FER2013_CLASSES), ``pixels`` (2304
+space-separated grey values, row by row) and ``Usage`` (Training / PublicTest /
+PrivateTest). Kaggle's ``test.csv`` has only ``pixels``: it loads for prediction, but
+training or evaluating on it is an error naming the file.
+
+Parsing the 290 MB file takes seconds, so the parsed arrays are cached as an
+uncompressed .npz: ``<csv>.cache.npz`` beside the CSV, or in DATASETS.FER2013.CACHE_DIR
+as ``<csv name>.<hash of its absolute path>.npz``. The cache records the CSV's size and
+modification time (ns) and a format version; when any differs, the CSV is parsed again
+and the cache rewritten (to a temporary file, then renamed, so concurrent readers never
+see half of one). A cache that cannot be written (read-only folder) is skipped with a
+warning.
+"""
+import csv
+import hashlib
+import io
+import logging
+import os
+import zipfile
+from typing import NamedTuple, Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from fec.utils import comm
+from fec.utils.io import atomic_write
+
+from .base import DATASETS
+from .expression import FER2013_CLASSES, ExpressionDataset, grey_to_rgb
+
+logger = logging.getLogger(__name__)
+
+FER_SIZE = 48
+USAGES = ("Training", "PublicTest", "PrivateTest")
+CACHE_VERSION = 1
+_LINK_HINT = "run `make link FER2013=/path/to/folder/with/fer2013.csv` to point datasets/fer2013 at it"
+
+
+class FER2013Table(NamedTuple):
+    pixels: np.ndarray  # (N, 48, 48) uint8
+    labels: Optional[np.ndarray]  # (N,) int64, None without an emotion column
+    usage: Optional[np.ndarray]  # (N,) str, None without a Usage column
+    lines: np.ndarray  # (N,) int64 line of each row in the CSV (the header is line 1)
+
+
+def _header(names, path):
+    cols = {}
+    for k, name in enumerate(names):
+        key = name.strip().lower()
+        if key in ("emotion", "pixels", "usage"):
+            if key in cols:
+                raise ValueError(f"{path}: column {name.strip()!r} appears twice in the header")
+            cols[key] = k
+    if "pixels" not in cols:
+        raise ValueError(f"{path}: no 'pixels' column in the header {names!r}; a FER2013 CSV has "
+                         "emotion, pixels and Usage")
+    return cols
+
+
+def parse_fer2013_csv(path):
+    """Every row of a FER2013 CSV as a FER2013Table; a malformed row is an error
+    naming the file and line."""
+    pixels, labels, usage, lines = [], [], [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise ValueError(f"{path} is empty: a FER2013 CSV starts with a header line") from None
+        cols = _header(header, path)
+        width = max(cols.values()) + 1
+        bar = tqdm(reader, desc=f"parsing {os.path.basename(path)}", unit=" rows", leave=False,
+                   disable=not comm.is_main_process())
+        for row in bar:
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            where = f"{path}, line {line}"
+            if len(row) < width:
+                raise ValueError(f"{where}: {len(row)} fields, expected {len(header)} ({', '.join(header)})")
+            try:
+                values = np.fromstring(row[cols["pixels"]], dtype=np.int32, sep=" ")
+            except ValueError:
+                raise ValueError(f"{where}: pixels must be space-separated integers") from None
+            if values.size != FER_SIZE * FER_SIZE:
+                raise ValueError(f"{where}: {values.size} pixel values, expected {FER_SIZE * FER_SIZE} (48×48)")
+            if values.min() < 0 or values.max() > 255:
+                raise ValueError(f"{where}: pixel values must be within 0..255, got {values.min()}..{values.max()}")
+            pixels.append(values.astype(np.uint8).reshape(FER_SIZE, FER_SIZE))
+            if "emotion" in cols:
+                text = row[cols["emotion"]].strip()
+                try:
+                    label = int(text)
+                except ValueError:
+                    label = -1
+                if not 0 <= label < len(FER2013_CLASSES):
+                    raise ValueError(f"{where}: emotion {text!r} is not one of 0..6 "
+                                     f"({', '.join(FER2013_CLASSES)})")
+                labels.append(label)
+            if "usage" in cols:
+                text = row[cols["usage"]].strip()
+                if not text:
+                    raise ValueError(f"{where}: empty Usage")
+                usage.append(text)
+            lines.append(line)
+    if not pixels:
+        raise ValueError(f"{path} has a header but no rows")
+    return FER2013Table(
+        np.stack(pixels),
+        np.asarray(labels, dtype=np.int64) if "emotion" in cols else None,
+        np.asarray(usage) if "usage" in cols else None,
+        np.asarray(lines, dtype=np.int64),
+    )
+
+
+def cache_path(csv_path, cache_dir=""):
+    if not cache_dir:
+        return csv_path + ".cache.npz"
+    key = hashlib.sha1(os.path.abspath(csv_path).encode("utf-8")).hexdigest()[:12]
+    return os.path.join(cache_dir, f"{os.path.basename(csv_path)}.{key}.npz")
+
+
+def _stamp(path):
+    st = os.stat(path)
+    return np.array([CACHE_VERSION, st.st_size, st.st_mtime_ns], dtype=np.int64)
+
+
+def _read_cache(path, stamp):
+    """The cached table, or None when there is none or it is stale or unreadable."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not np.array_equal(z["stamp"], stamp):
+                logger.info("%s is stale (the CSV changed): parsing again", path)
+                return None
+            has = z["has"]
+            return FER2013Table(z["pixels"], z["labels"] if has[0] else None, z["usage"] if has[1] else None,
+                                z["lines"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        logger.warning("cannot read the cache %s (%s): parsing the CSV again", path, e)
+        return None
+
+
+def _write_cache(path, table, stamp):
+    empty = np.zeros(0, np.int64)
+    buf = io.BytesIO()
+    np.savez(buf, stamp=stamp, pixels=table.pixels, lines=table.lines,
+             labels=empty if table.labels is None else table.labels,
+             usage=np.zeros(0, "U1") if table.usage is None else table.usage,
+             has=np.array([table.labels is not None, table.usage is not None]))
+    try:
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, buf.getvalue())
+    except OSError as e:
+        logger.warning("cannot write the cache %s (%s); set DATASETS.FER2013.CACHE_DIR to a writable folder",
+                       path, e)
+        return
+    logger.info("cached %d faces of %s in %s", len(table.pixels), os.path.basename(path), path)
+
+
+def load_fer2013(csv_path, cache_dir=""):
+    """The FER2013Table of ``csv_path``, from its cache when the cache is current."""
+    if not os.path.isfile(csv_path):
+        raise FileNotFoundError(f"{csv_path} does not exist; {_LINK_HINT}")
+    stamp = _stamp(csv_path)
+    cache = cache_path(csv_path, cache_dir)
+    table = _read_cache(cache, stamp)
+    if table is not None:
+        return table
+    table = parse_fer2013_csv(csv_path)
+    _write_cache(cache, table, stamp)
+    return table
+
+
+class FER2013Dataset(ExpressionDataset):
+    """The rows of a FER2013 CSV whose Usage is in ``usage`` (a name or a list of
+    names; None: every row), for classification. ``require_labels=False`` accepts a
+    file without an emotion column, for prediction: its items have no label.
+
+    Attributes beyond ExpressionDataset's: ``pixels`` (N, 48, 48) uint8, ``lines``
+    (N,) line of each face in the CSV, ``csv``.
+    """
+
+    def __init__(self, csv, usage=None, is_train=True, cache_dir="", require_labels=True, name=None):
+        table = load_fer2013(csv, cache_dir)
+        name = name or os.path.splitext(os.path.basename(csv))[0] + (f"_{usage}" if isinstance(usage, str) else "")
+        if table.labels is None and require_labels:
+            raise ValueError(f"{csv} has no 'emotion' column (an unlabelled file such as Kaggle's test.csv): "
+                             "it can be predicted on, not trained or evaluated on")
+        keep = np.ones(len(table.pixels), dtype=bool)
+        if usage is not None:
+            wanted = [usage] if isinstance(usage, str) else list(usage)
+            if table.usage is None:
+                raise ValueError(f"{csv} has no 'Usage' column, so rows of Usage {wanted} cannot be chosen")
+            keep = np.isin(table.usage, wanted)
+            if not keep.any():
+                found = ", ".join(sorted(set(table.usage.tolist())))
+                raise ValueError(f"{csv} has no rows of Usage {wanted}; it has: {found}")
+        self.csv = csv
+        self.pixels = table.pixels[keep]
+        self.lines = table.lines[keep]
+        labels = None if table.labels is None else table.labels[keep]
+        super().__init__(name, "classification", FER2013_CLASSES, labels, None, is_train, source=csv)
+        if labels is None:
+            logger.info("%s: %d unlabelled faces", name, len(self.pixels))
+        else:
+            counts = np.bincount(labels, minlength=len(FER2013_CLASSES))
+            logger.info("%s: %d faces; per class %s", name, len(self.pixels),
+                        ", ".join(f"{c} {n}" for c, n in zip(FER2013_CLASSES, counts.tolist())))
+
+    def __len__(self):
+        return len(self.pixels)
+
+    def load_image(self, i):
+        return grey_to_rgb(self.pixels[i])
+
+
+@DATASETS.register("FER2013Dataset")
+def build_fer2013(cfg, is_train, csv, usage):
+    # Through the catalog a dataset is trained or evaluated on: labels are required.
+    return FER2013Dataset(csv, usage, is_train, cache_dir=cfg.DATASETS.FER2013.CACHE_DIR, require_labels=True)
