@@ -28,13 +28,18 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) tools/benchmark.py read-fec-csv
 
-# make link FEC=/path/to/prepared/fec  →  datasets/fec, which the catalog reads
+# make link FEC=/path/to/prepared/fec FER2013=/path/to/fer2013 AFFECTNET=/path/to/affectnet
+# → datasets/fec, datasets/fer2013, datasets/affectnet, which the catalog reads; any one
+# of the three alone, or several together. Every folder is checked before any link is made.
+LINKS := $(if $(FEC),fec=$(FEC)) $(if $(FER2013),fer2013=$(FER2013)) $(if $(AFFECTNET),affectnet=$(AFFECTNET))
 link:
-	@test -n "$(FEC)" || { echo "usage: make link FEC=/path/to/prepared/fec"; exit 2; }
-	@test -d "$(FEC)" || { echo "make link: $(FEC) is not a folder"; exit 2; }
-	mkdir -p datasets
-	ln -sfn "$(abspath $(FEC))" datasets/fec
-	@echo "datasets/fec -> $(abspath $(FEC))"
+	@test -n "$(strip $(LINKS))" || { echo "usage: make link [FEC=/path/to/prepared/fec]" \
+		"[FER2013=/folder/with/fer2013.csv] [AFFECTNET=/folder/with/training.csv]"; exit 2; }
+	@for pair in $(LINKS); do dir="$${pair#*=}"; \
+		test -d "$$dir" || { echo "make link: $$dir is not a folder"; exit 2; }; done
+	@mkdir -p datasets
+	@for pair in $(LINKS); do name="$${pair%%=*}"; dir="$$(cd "$${pair#*=}" && pwd)"; \
+		ln -sfn "$$dir" "datasets/$$name" && echo "datasets/$$name -> $$dir"; done
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -52,6 +52,21 @@ def make_photo(face, rng):
     """(photo, box): ``face`` (S×S×3 RGB) pasted at a random place of a textured image
     1.6-2.2 times its size; ``box`` (left, right, top, bottom), normalised and rounded to
     six decimals, is the square that crop_face grows back to the pasted face."""
+    photo, x0, y0 = paste_in_photo(face, rng)
+    s = face.shape[0]
+    h, w = photo.shape[:2]
+    # crop_face grows the box by BOX_EXPANSION and rounds outwards to whole pixels: a
+    # quarter pixel inside the face on each side, after rounding to six decimals, so it
+    # lands exactly on the face's s×s pixels.
+    half = (s - 0.5) / 2 / (1 + BOX_EXPANSION)
+    cx, cy = x0 + s / 2, y0 + s / 2
+    box = tuple(round(v, 6) for v in ((cx - half) / w, (cx + half) / w, (cy - half) / h, (cy + half) / h))
+    return photo, box
+
+
+def paste_in_photo(face, rng):
+    """(photo, x0, y0): ``face`` (S×S×3 RGB) pasted with its top-left corner at pixel
+    (x0, y0) of a textured image 1.6-2.2 times its size."""
     s = face.shape[0]
     h, w = (int(round(s * f)) for f in rng.uniform(1.6, 2.2, 2))
     # Texture: smooth colour blobs, a few lines, a little grain.
@@ -64,13 +79,7 @@ def make_photo(face, rng):
     photo = np.clip(photo + grain[..., None], 0, 255).astype(np.uint8)
     y0, x0 = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
     photo[y0:y0 + s, x0:x0 + s] = face
-    # crop_face grows the box by BOX_EXPANSION and rounds outwards to whole pixels: a
-    # quarter pixel inside the face on each side, after rounding to six decimals, so it
-    # lands exactly on the face's s×s pixels.
-    half = (s - 0.5) / 2 / (1 + BOX_EXPANSION)
-    cx, cy = x0 + s / 2, y0 + s / 2
-    box = tuple(round(v, 6) for v in ((cx - half) / w, (cx + half) / w, (cy - half) / h, (cy + half) / h))
-    return photo, box
+    return photo, x0, y0
 
 
 def write_split(ds, out, base_url=None, crops=True):

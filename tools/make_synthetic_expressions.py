@@ -1,0 +1,120 @@
+"""Write the synthetic expression faces as FER2013 and AffectNet files.
+
+    python tools/make_synthetic_expressions.py --out datasets/synthetic_expressions
+        [--train-images N] [--test-images N] [--images-per-identity K] [--seed S]
+        [--affectnet-size 128] [--only fer2013|affectnet]
+
+Writes (fec.data.datasets.synthetic_affect: labels and valence/arousal are functions
+of each face's expression vector):
+
+    OUT/fer2013/fer2013.csv          emotion,pixels,Usage: the 48×48 grey "fer" faces of
+                                     the train split as Training, the test split as
+                                     PublicTest, a third split as PrivateTest
+    OUT/affectnet/training.csv       the "affectnet" faces of the train split,
+    OUT/affectnet/validation.csv     and of the test split
+    OUT/affectnet/Manually_Annotated_Images/<k>/<split>_<i>.jpg
+                                     each face pasted into a larger photo at the box
+                                     (face_x, face_y, face_width, face_height) of its row
+
+Then ``make link FER2013=OUT/fer2013 AFFECTNET=OUT/affectnet`` and the catalog's
+``fer2013_*`` and ``affectnet_*`` datasets read them. With the same
+DATASETS.SYNTHETIC_AFFECT settings (seed, sizes; RENDER_SIZE = --affectnet-size),
+``fer2013_train`` / ``fer2013_public_test`` hold exactly the faces and labels of
+``synthetic_fer_train`` / ``synthetic_fer_test``, and the AffectNet crops are the
+``synthetic_affectnet_*`` faces up to JPEG loss (valence/arousal to six decimals).
+Every file is written to a temporary name and renamed; a rerun rewrites the same
+files (everything is a function of the arguments).
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+_TOOLS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(_TOOLS, ".."))
+sys.path.insert(0, _TOOLS)
+
+from make_synthetic_fec import encode_jpeg, paste_in_photo  # noqa: E402
+
+from fec.config import cfg as default_cfg  # noqa: E402
+from fec.data.datasets.affectnet import COLUMNS  # noqa: E402
+from fec.data.datasets.synthetic_affect import SyntheticAffectDataset  # noqa: E402
+from fec.utils.io import atomic_write  # noqa: E402
+
+FER_SPLITS = (("train", "Training"), ("test", "PublicTest"), ("private_test", "PrivateTest"))
+AFFECTNET_SPLITS = (("train", "training.csv"), ("test", "validation.csv"))
+IMAGE_FOLDER = "Manually_Annotated_Images"
+
+
+def _dataset(args, split, style):
+    n = args.train_images if split == "train" else args.test_images
+    return SyntheticAffectDataset(split, style, "affect" if style == "affectnet" else "classification", n,
+                                  args.images_per_identity, args.seed, args.affectnet_size)
+
+
+def write_fer2013(args, out):
+    """OUT/fer2013.csv with the three Usage splits; returns its path."""
+    lines = ["emotion,pixels,Usage"]
+    for split, usage in FER_SPLITS:
+        ds = _dataset(args, split, "fer")
+        for i in tqdm(range(len(ds)), desc=f"fer2013 {usage}", unit="face"):
+            pixels = " ".join(map(str, ds.render(i).ravel().tolist()))
+            lines.append(f"{int(ds.labels[i])},{pixels},{usage}")
+        counts = np.bincount(ds.labels.numpy(), minlength=len(ds.class_names))
+        print(f"fer2013 {usage}: {len(ds)} faces; " + ", ".join(f"{c} {n}" for c, n in zip(ds.class_names, counts)))
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "fer2013.csv")
+    atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def write_affectnet_split(ds, out, csv_name):
+    """Photos and CSV of one split; returns the CSV path."""
+    lines = [",".join(COLUMNS)]
+    for i in tqdm(range(len(ds)), desc=f"affectnet {csv_name}", unit="face"):
+        face = ds.render(i)
+        photo, x0, y0 = paste_in_photo(face, ds.random_stream(5, i))
+        rel = f"{1 + i // 1000}/{ds.split}_{i:06d}.jpg"
+        path = os.path.join(out, IMAGE_FOLDER, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, encode_jpeg(photo))
+        s = face.shape[0]
+        v, a = ds.valence_arousal[i].tolist()
+        # facial_landmarks is left empty: the synthetic faces have none annotated.
+        lines.append(f"{rel},{x0},{y0},{s},{s},,{int(ds.labels[i])},{v:.6f},{a:.6f}")
+    csv_path = os.path.join(out, csv_name)
+    atomic_write(csv_path, "\n".join(lines) + "\n")
+    counts = np.bincount(ds.labels.numpy(), minlength=len(ds.class_names))
+    print(f"affectnet {csv_name}: {len(ds)} faces; " + ", ".join(f"{c} {n}" for c, n in zip(ds.class_names, counts))
+          + f"; valence mean {ds.valence_arousal[:, 0].mean():.3f}, arousal mean {ds.valence_arousal[:, 1].mean():.3f}")
+    return csv_path
+
+
+def parse_args(argv=None):
+    c = default_cfg.DATASETS.SYNTHETIC_AFFECT
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="output folder (gets fer2013/ and affectnet/)")
+    p.add_argument("--train-images", type=int, default=c.TRAIN_IMAGES)
+    p.add_argument("--test-images", type=int, default=c.TEST_IMAGES, help="per test split")
+    p.add_argument("--images-per-identity", type=int, default=c.IMAGES_PER_IDENTITY)
+    p.add_argument("--seed", type=int, default=c.SEED)
+    p.add_argument("--affectnet-size", type=int, default=128, help="side of the AffectNet faces, pixels")
+    p.add_argument("--only", choices=("fer2013", "affectnet"), help="write one of the two datasets")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.only != "affectnet":
+        print(f"wrote {write_fer2013(args, os.path.join(args.out, 'fer2013'))}")
+    if args.only != "fer2013":
+        out = os.path.join(args.out, "affectnet")
+        for split, csv_name in AFFECTNET_SPLITS:
+            print(f"wrote {write_affectnet_split(_dataset(args, split, 'affectnet'), out, csv_name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
