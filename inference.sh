@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Evaluate a checkpoint on the config's test datasets.
-#   bash inference.sh CONFIG CHECKPOINT [KEY VALUE ...]
+# Evaluate a checkpoint on the config's test datasets, sharded over NPROC processes
+# (one per GPU when there are GPUs, else CPU processes). Each test image is embedded
+# once, by one process; rank 0 scores everything and writes results.json.
+#   bash inference.sh [NPROC] CONFIG CHECKPOINT [KEY VALUE ...]      (NPROC default 1)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-if [ $# -lt 2 ]; then
-  echo "usage: bash inference.sh CONFIG CHECKPOINT [KEY VALUE ...]" >&2
+NPROC=1
+if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
+  NPROC=$1
+  shift
+fi
+if [ $# -lt 2 ] || [ "$NPROC" -lt 1 ]; then
+  echo "usage: bash inference.sh [NPROC] CONFIG CHECKPOINT [KEY VALUE ...]" >&2
   exit 2
 fi
 CONFIG=$1
 CKPT=$2
 shift 2
-exec "$PY" tools/test_net.py --config-file "$CONFIG" --ckpt "$CKPT" "$@"
+if [ "$NPROC" -eq 1 ]; then
+  exec "$PY" tools/test_net.py --config-file "$CONFIG" --ckpt "$CKPT" "$@"
+fi
+# --standalone: a rendezvous on a free local port, so several jobs can share a machine
+exec "$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC" \
+  tools/test_net.py --config-file "$CONFIG" --ckpt "$CKPT" "$@"

@@ -1,6 +1,8 @@
 """Evaluate a checkpoint: python tools/test_net.py --config-file F [--ckpt P] [KEY VALUE ...]
 
-Without --ckpt: MODEL.WEIGHTS, else OUTPUT_DIR's last checkpoint."""
+Without --ckpt: MODEL.WEIGHTS, else OUTPUT_DIR's last checkpoint. Several processes
+(bash inference.sh NPROC ..., or torchrun) each embed a contiguous shard of the test
+images once; rank 0 scores the gathered outputs."""
 import os
 import sys
 
@@ -9,22 +11,25 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from fec.engine.inference import run_test  # noqa: E402
 from fec.engine.launch import default_argument_parser, default_setup, resolve_device  # noqa: E402
 from fec.modeling import build_model  # noqa: E402
+from fec.utils import comm  # noqa: E402
 from fec.utils.checkpoint import Checkpointer  # noqa: E402
 
 
-def main():
+def main(argv=None):
     parser = default_argument_parser("Evaluate an fec model")
     parser.add_argument("--ckpt", default="", metavar="FILE", help="checkpoint to evaluate")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cfg, logger = default_setup(args, "fec.test")
-    device = resolve_device(cfg, args.local_rank)
+    device = resolve_device(cfg)
     model = build_model(cfg).to(device)
     checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
     ckpt = args.ckpt or cfg.MODEL.WEIGHTS or checkpointer.last_checkpoint()
     if not ckpt:
         parser.error(f"no checkpoint: give --ckpt, MODEL.WEIGHTS, or train into OUTPUT_DIR ({cfg.OUTPUT_DIR}) first")
     checkpointer.load(ckpt, resume=False)
-    run_test(cfg, model)
+    results = run_test(cfg, model, is_distributed=comm.get_world_size() > 1)
+    comm.shutdown()
+    return results
 
 
 if __name__ == "__main__":

@@ -1,6 +1,13 @@
-"""Train a model: python tools/train_net.py --config-file F [--resume] [KEY VALUE ...]"""
+"""Train a model: python tools/train_net.py --config-file F [--resume] [KEY VALUE ...]
+
+Several processes: torchrun --nproc_per_node=N tools/train_net.py ... (or
+python -m torch.distributed.launch); SOLVER.IMS_PER_BATCH is the global batch."""
 import os
+import signal
 import sys
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -16,8 +23,17 @@ from fec.utils.events import EventWriters  # noqa: E402
 
 
 def train(cfg, args, logger):
-    device = resolve_device(cfg, args.local_rank)
-    model = build_model(cfg).to(device)
+    """Returns the trained model (unwrapped from DDP)."""
+    device = resolve_device(cfg)
+    distributed = comm.get_world_size() > 1
+    model = build_model(cfg)
+    if cfg.DIST.SYNC_BN:
+        if device.type != "cuda":
+            raise ValueError(f"DIST.SYNC_BN needs CUDA (SyncBatchNorm has no CPU kernel), but the device is "
+                             f"{device}; set DIST.SYNC_BN False")
+        if distributed:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
     logger.info("Model: %s, %.2fM parameters (%.2fM trainable)", cfg.MODEL.META_ARCHITECTURE,
                 sum(p.numel() for p in model.parameters()) / 1e6,
                 sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6)
@@ -31,16 +47,22 @@ def train(cfg, args, logger):
     elif args.resume:
         logger.info("--resume: no checkpoint in %s, starting from scratch", cfg.OUTPUT_DIR)
     if not last and cfg.MODEL.WEIGHTS:
-        checkpointer.load(cfg.MODEL.WEIGHTS, resume=False)
-    loader = make_data_loader(cfg, is_train=True, start_iter=start_iter)
+        checkpointer.load(cfg.MODEL.WEIGHTS, resume=False, skip_prefixes=cfg.MODEL.WEIGHTS_SKIP)
+    loader = make_data_loader(cfg, is_train=True, is_distributed=distributed, start_iter=start_iter)
     writers = EventWriters(cfg.OUTPUT_DIR, comm.is_main_process())
+    trained = model
+    if distributed:
+        # the unwrapped model is checkpointed and evaluated; DDP only trains
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     def test_fn(iteration):
-        results = run_test(cfg, model)
+        comm.broadcast_buffers(model)  # every rank evaluates rank 0's (checkpointed) model
+        results = run_test(cfg, model, is_distributed=distributed)
         return {k: v for name, r in results.items() if r for k, v in flatten_results(r, name).items()}
 
     try:
-        do_train(cfg, model, loader, optimizer, scheduler, checkpointer, device, start_iter, test_fn, writers)
+        do_train(cfg, trained, loader, optimizer, scheduler, checkpointer, device, start_iter, test_fn, writers)
+        comm.broadcast_buffers(model)
         if cfg.DATASETS.TEST:
             scalars = test_fn(cfg.SOLVER.MAX_ITER)
             writers.write(cfg.SOLVER.MAX_ITER, scalars)
@@ -49,14 +71,27 @@ def train(cfg, args, logger):
     return model
 
 
-def main():
+def _terminate(signum, frame):
+    # SIGTERM (from a launcher or a scheduler) unwinds like Ctrl-C: files are closed and
+    # the last complete checkpoint stays in place.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv=None):
     parser = default_argument_parser("Train an fec model")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR's last checkpoint (model, optimizer, scheduler, "
                              "iteration, RNG)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     cfg, logger = default_setup(args, "fec.train")
-    train(cfg, args, logger)
+    try:
+        model = train(cfg, args, logger)
+    except KeyboardInterrupt:
+        logger.error("interrupted; continue with --resume from the last checkpoint in %s", cfg.OUTPUT_DIR)
+        sys.exit(130)
+    comm.shutdown()
+    return model
 
 
 if __name__ == "__main__":

@@ -176,6 +176,20 @@ _C.TEST.IMS_PER_BATCH = 64
 _C.TEST.EVAL_PERIOD = 0
 
 # ---------------------------------------------------------------------------- #
+# Distributed (read only when launched with several processes: torchrun,
+# python -m torch.distributed.launch, or SLURM's srun)
+# ---------------------------------------------------------------------------- #
+_C.DIST = CN()
+# Process-group backend: "auto" (nccl on CUDA, gloo on CPU), "nccl" or "gloo".
+_C.DIST.BACKEND = "auto"
+# Seconds a collective may wait for the other ranks before the job fails with an
+# error, instead of hanging when a rank died or got stuck.
+_C.DIST.TIMEOUT = 1800
+# Convert BatchNorm layers to SyncBatchNorm, so statistics are computed over the
+# global batch. CUDA (nccl) only.
+_C.DIST.SYNC_BN = False
+
+# ---------------------------------------------------------------------------- #
 # Misc
 # ---------------------------------------------------------------------------- #
 # Logs, checkpoints, metrics.json, TensorBoard events and results go here.

@@ -38,3 +38,7 @@ def _check(cfg):
         raise ValueError("MODEL.LOSS.MARGINS needs three margins (one-, two-, three-class)")
     if cfg.SOLVER.IMS_PER_BATCH < 1 or cfg.TEST.IMS_PER_BATCH < 1:
         raise ValueError("SOLVER.IMS_PER_BATCH and TEST.IMS_PER_BATCH must be positive")
+    if cfg.DIST.BACKEND not in ("auto", "nccl", "gloo"):
+        raise ValueError(f"DIST.BACKEND must be auto, nccl or gloo, got {cfg.DIST.BACKEND!r}")
+    if cfg.DIST.TIMEOUT <= 0:
+        raise ValueError(f"DIST.TIMEOUT must be a positive number of seconds, got {cfg.DIST.TIMEOUT}")

@@ -57,7 +57,10 @@ def inference(model, loader, dataset_name, output_dir=None):
         evaluator = build_evaluator(dataset)
         results = evaluator(predictions)
         seconds = time.perf_counter() - start
-        results["inference_seconds"] = round(seconds, 3)
+        # how the work was split: every sample once, in total and per process
+        results["inference"] = {"processes": comm.get_world_size(), "samples": len(dataset),
+                                "samples_per_process": [len(s[0]) for s in shards],
+                                "seconds": round(seconds, 3)}
         logger.info("%s: %d samples on %d process(es) in %.1f s\n  %s", dataset_name, len(dataset),
                     comm.get_world_size(), seconds, evaluator.summary(results))
         if output_dir:

@@ -1,9 +1,20 @@
-"""What train_net and test_net share: arguments, config, device, logging set-up."""
+"""What train_net and test_net share: arguments, config, process group, device,
+logging set-up.
+
+One process: ``python tools/train_net.py ...``. Several: ``torchrun`` or
+``python -m torch.distributed.launch`` (they set RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR, MASTER_PORT), or SLURM's ``srun`` (SLURM_PROCID, SLURM_NTASKS,
+SLURM_LOCALID, SLURM_NODELIST).
+"""
 import argparse
+import datetime
 import logging
 import os
+import re
+from collections import namedtuple
 
 import torch
+import torch.distributed as dist
 
 from fec.config import load_config
 from fec.utils import comm
@@ -20,13 +31,16 @@ def default_argument_parser(description):
     # torch.distributed.launch passes --local-rank=N (older versions --local_rank);
     # torchrun sets LOCAL_RANK instead.
     parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int,
-                        default=int(os.environ.get("LOCAL_RANK", 0)), help=argparse.SUPPRESS)
+                        default=None, help=argparse.SUPPRESS)
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides, after the flags")
     return parser
 
 
-def resolve_device(cfg, local_rank=0):
+def resolve_device(cfg, local_rank=None):
+    """MODEL.DEVICE as a torch.device; with "auto" or "cuda", process ``local_rank``
+    (default: comm.get_local_rank()) takes GPU ``local_rank``."""
+    local_rank = comm.get_local_rank() if local_rank is None else local_rank
     name = cfg.MODEL.DEVICE
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -34,20 +48,81 @@ def resolve_device(cfg, local_rank=0):
         if not torch.cuda.is_available():
             raise RuntimeError(f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r} but CUDA is not available; use cpu or auto")
         if name == "cuda":
+            count = torch.cuda.device_count()
+            if local_rank >= count:
+                raise RuntimeError(f"process with local rank {local_rank} needs GPU {local_rank}, but {count} "
+                                   f"GPU(s) are visible: launch at most {count} processes per node")
             name = f"cuda:{local_rank}"
         torch.cuda.set_device(torch.device(name))
     return torch.device(name)
 
 
+DistEnv = namedtuple("DistEnv", "rank world_size local_rank master_addr master_port")
+
+
+def first_slurm_host(nodelist):
+    """First host of a SLURM node list: "gpu[07-09,12],cpu1" → "gpu07"."""
+    m = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
+    if not m:
+        raise ValueError(f"cannot read SLURM_NODELIST {nodelist!r}")
+    prefix, ranges = m.groups()
+    return prefix + (ranges.split(",")[0].split("-")[0] if ranges else "")
+
+
+def dist_env(environ, local_rank_arg=None):
+    """Rank, world size, local rank and rendezvous address from the launcher's
+    environment: torchrun / torch.distributed.launch first, else SLURM, else one process."""
+    if "WORLD_SIZE" in environ:
+        local = local_rank_arg if local_rank_arg is not None else environ.get("LOCAL_RANK", 0)
+        return DistEnv(int(environ.get("RANK", 0)), int(environ["WORLD_SIZE"]), int(local),
+                       environ.get("MASTER_ADDR", "127.0.0.1"), int(environ.get("MASTER_PORT", 29500)))
+    if "SLURM_PROCID" in environ and int(environ.get("SLURM_NTASKS", 1)) > 1:
+        addr = environ.get("MASTER_ADDR") or first_slurm_host(
+            environ.get("SLURM_STEP_NODELIST") or environ.get("SLURM_NODELIST") or "127.0.0.1")
+        # a port per job, so two jobs sharing a node do not collide
+        port = int(environ.get("MASTER_PORT") or 20000 + int(environ.get("SLURM_JOB_ID", 0)) % 20000)
+        return DistEnv(int(environ["SLURM_PROCID"]), int(environ["SLURM_NTASKS"]),
+                       int(environ.get("SLURM_LOCALID", 0)), addr, port)
+    return DistEnv(0, 1, int(local_rank_arg or 0), "127.0.0.1", 29500)
+
+
+def init_distributed(cfg, local_rank_arg=None):
+    """Joins the process group when the job has several processes; returns the world
+    size. Backend per DIST.BACKEND ("auto": nccl on CUDA, gloo on CPU); every
+    collective fails after DIST.TIMEOUT seconds instead of hanging."""
+    env = dist_env(os.environ, local_rank_arg)
+    comm.set_local_rank(env.local_rank)
+    if env.world_size == 1 or comm.is_dist():
+        return comm.get_world_size()
+    device = resolve_device(cfg, env.local_rank)
+    backend = cfg.DIST.BACKEND
+    if backend == "auto":
+        backend = "nccl" if device.type == "cuda" else "gloo"
+    if backend == "nccl" and device.type != "cuda":
+        raise RuntimeError(f"DIST.BACKEND nccl needs CUDA, but MODEL.DEVICE resolves to {device}; use gloo")
+    os.environ.setdefault("MASTER_ADDR", env.master_addr)
+    os.environ.setdefault("MASTER_PORT", str(env.master_port))
+    dist.init_process_group(backend, init_method="env://", rank=env.rank, world_size=env.world_size,
+                            timeout=datetime.timedelta(seconds=cfg.DIST.TIMEOUT),
+                            device_id=device if device.type == "cuda" else None)
+    return env.world_size
+
+
 def default_setup(args, name):
-    """Config (frozen), logger, environment report and config copy in OUTPUT_DIR."""
+    """Config (frozen), process group, logger, environment report and config copy in
+    OUTPUT_DIR."""
+    stray = [o for o in args.opts if o.startswith("--")]
+    if stray:
+        raise SystemExit(f"error: {stray[0]} comes after the KEY VALUE overrides; put flags first")
     cfg = load_config(args.config_file or None, args.opts)
+    init_distributed(cfg, args.local_rank)
     rank = comm.get_rank()
     if cfg.OUTPUT_DIR and rank == 0:
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     logger = setup_logger("fec", cfg.OUTPUT_DIR, rank)
     setup_logger(name, cfg.OUTPUT_DIR, rank)
-    logger.info("Using %d process(es)", comm.get_world_size())
+    logger.info("Using %d process(es)%s", comm.get_world_size(),
+                f", backend {dist.get_backend()}" if comm.is_dist() else "")
     logger.info("Environment:\n%s", collect_env_info())
     if args.config_file:
         logger.info("Config file %s", args.config_file)

@@ -35,9 +35,12 @@ def do_train(cfg, model, data_loader, optimizer, scheduler, checkpointer, device
 
         loss_dict = model(batch)
         losses = sum(loss_dict.values())
-        if not math.isfinite(losses.item()):
-            raise FloatingPointError(f"loss is {losses.item()} at iteration {iteration}: "
-                                     f"{ {k: v.item() for k, v in loss_dict.items()} }; lower SOLVER.BASE_LR?")
+        # averaged over ranks before the check, so every rank stops together
+        reduced = comm.reduce_dict(loss_dict)
+        total = sum(reduced.values()).item()
+        if not math.isfinite(total):
+            raise FloatingPointError(f"loss is {total} at iteration {iteration}: "
+                                     f"{ {k: v.item() for k, v in reduced.items()} }; lower SOLVER.BASE_LR?")
         optimizer.zero_grad(set_to_none=True)
         losses.backward()
         if cfg.SOLVER.CLIP_GRAD_NORM > 0:
@@ -45,8 +48,7 @@ def do_train(cfg, model, data_loader, optimizer, scheduler, checkpointer, device
         optimizer.step()
         scheduler.step()
 
-        reduced = comm.reduce_dict(loss_dict)
-        meters.update(loss=sum(reduced.values()), **reduced)
+        meters.update(loss=total, **reduced)
         batch_time = time.perf_counter() - end
         meters.update(time=batch_time, data=data_time)
         end = time.perf_counter()

@@ -1,6 +1,10 @@
 """Process-group helpers that also work with no process group (one process)."""
+import os
+
 import torch
 import torch.distributed as dist
+
+_LOCAL_RANK = None
 
 
 def is_dist():
@@ -13,6 +17,19 @@ def get_world_size():
 
 def get_rank():
     return dist.get_rank() if is_dist() else 0
+
+
+def get_local_rank():
+    """This process's index on its machine (which GPU it uses): set by
+    ``fec.engine.launch.init_distributed``, else the launcher's LOCAL_RANK, else 0."""
+    if _LOCAL_RANK is not None:
+        return _LOCAL_RANK
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def set_local_rank(local_rank):
+    global _LOCAL_RANK
+    _LOCAL_RANK = int(local_rank)
 
 
 def is_main_process():
@@ -45,3 +62,21 @@ def reduce_dict(values, average=True):
         if average:
             stacked /= world
         return dict(zip(names, stacked))
+
+
+def broadcast_buffers(module, src=0):
+    """Every rank's buffers (BatchNorm statistics) become rank ``src``'s. DDP syncs
+    buffers at the start of each forward only, so after a training step each rank
+    holds its own; evaluation and checkpoints must agree with rank 0."""
+    if get_world_size() == 1:
+        return
+    with torch.no_grad():
+        for buf in module.buffers():
+            dist.broadcast(buf, src)
+
+
+def shutdown():
+    """Leaves the process group after a successful run (every rank calls it)."""
+    if is_dist():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -1,0 +1,277 @@
+"""Several processes on the CPU (gloo), launched as users launch them: torchrun,
+python -m torch.distributed.launch, two launchers as two nodes, and inference.sh."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fec.config import load_config
+from fec.data import build_dataset
+from fec.data.datasets.base import TRIPLET_TYPE_NAMES
+from fec.evaluation.triplet import triplet_correct
+from fec.modeling import build_model
+from fec.utils.checkpoint import Checkpointer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "config", "quickstart.yaml")
+PROBE = os.path.join(ROOT, "tests", "helpers", "dist_probe.py")
+# 5 identities x 5 faces = 25 test images: neither 2 nor 3 divides it
+TINY = [
+    "INPUT.SIZE", "64",
+    "DATASETS.SYNTHETIC.TRAIN_IDENTITIES", "8", "DATASETS.SYNTHETIC.TEST_IDENTITIES", "5",
+    "DATASETS.SYNTHETIC.FACES_PER_IDENTITY", "5",
+    "DATASETS.SYNTHETIC.TRAIN_TRIPLETS", "200", "DATASETS.SYNTHETIC.TEST_TRIPLETS", "61",
+    "SOLVER.IMS_PER_BATCH", "4", "SOLVER.WARMUP_ITERS", "2", "SOLVER.BASE_LR", "0.01",
+    "DATALOADER.NUM_WORKERS", "0", "LOG_PERIOD", "1", "TEST.IMS_PER_BATCH", "6",
+]
+TRAIN = ["SOLVER.MAX_ITER", "24", "SOLVER.CHECKPOINT_PERIOD", "3"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launcher(kind, nproc=2):
+    if kind == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    # the deprecated launcher passes --local-rank=N to the script
+    return [sys.executable, "-m", "torch.distributed.launch", "--standalone", f"--nproc_per_node={nproc}"]
+
+
+def env(probe_dir=None):
+    e = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::FutureWarning"}
+    if probe_dir:
+        e["PROBE_DIR"] = str(probe_dir)
+    return e
+
+
+def run(cmd, probe_dir=None, timeout=600):
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env(probe_dir))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc.stdout + proc.stderr
+
+
+def train_cmd(kind, out, *extra, flags=()):
+    return [*launcher(kind), PROBE, *flags, "--config-file", CONFIG, *TINY, *TRAIN, "OUTPUT_DIR", str(out), *extra]
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def rank_states(probe_dir):
+    return [torch.load(probe_dir / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def torchrun_run(tmp_path_factory):
+    """An uninterrupted 2-process run: the reference for the resume tests."""
+    out, probe = tmp_path_factory.mktemp("torchrun"), tmp_path_factory.mktemp("probe")
+    log = run(train_cmd("torchrun", out), probe)
+    return out, probe, log
+
+
+@pytest.mark.parametrize("kind", ["torchrun", "launch"])
+def test_two_process_training_keeps_ranks_identical(kind, torchrun_run, tmp_path):
+    if kind == "torchrun":
+        out, probe, log = torchrun_run
+    else:
+        out, probe = tmp_path / "out", tmp_path / "probe"
+        probe.mkdir()
+        log = run(train_cmd(kind, out), probe)
+    r0, r1 = rank_states(probe)
+    assert r0["world_size"] == r1["world_size"] == "2"
+    if kind == "launch":
+        assert any(a.startswith("--local-rank") or a.startswith("--local_rank") for a in r1["argv"]), r1["argv"]
+    assert_same(r0["state"], r1["state"])
+    # rank 0's checkpoint is what both ranks hold, and training moved it
+    final = weights(out / "model_final.pth")
+    assert_same(final, r1["state"])
+    first = weights(out / "model_0000003.pth")
+    assert not all(torch.equal(final[k], first[k]) for k in final)
+    text = (out / "log.txt").read_text()
+    assert "Using 2 process(es), backend gloo" in text
+    assert "iter: 24/24" in text
+    results = json.loads((out / "inference" / "synthetic_fec_test" / "results.json").read_text())
+    assert results["inference"]["samples_per_process"] == [12, 13]
+
+
+def test_resume_of_a_two_process_run_is_exact(torchrun_run, tmp_path):
+    out, _, _ = torchrun_run
+    shutil.copy(out / "model_0000012.pth", tmp_path / "model_0000012.pth")
+    (tmp_path / "last_checkpoint").write_text("model_0000012.pth")
+    log = run(train_cmd("torchrun", tmp_path, "DATASETS.TEST", "()", flags=["--resume"]), tmp_path)
+    assert "Start training at iteration 12 of 24" in log
+    assert_same(weights(out / "model_final.pth"), weights(tmp_path / "model_final.pth"))
+
+
+def worker_pids(launcher_pid):
+    """Direct children of the launcher, by their RANK."""
+    pids = {}
+    for task in os.listdir(f"/proc/{launcher_pid}/task"):
+        with open(f"/proc/{launcher_pid}/task/{task}/children") as f:
+            for pid in map(int, f.read().split()):
+                try:
+                    with open(f"/proc/{pid}/environ", "rb") as e:
+                        variables = dict(v.split(b"=", 1) for v in e.read().split(b"\0") if b"=" in v)
+                except FileNotFoundError:
+                    continue
+                if b"RANK" in variables:
+                    pids[int(variables[b"RANK"])] = pid
+    return pids
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def start_training(out, *extra, cmd=None):
+    cmd = cmd or train_cmd("torchrun", out, *extra)
+    log = open(out.parent / f"{out.name}.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env(out.parent),
+                            start_new_session=True)
+    return proc
+
+
+def wait_for(predicate, proc, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"launcher exited with {proc.returncode} before {what}")
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"no {what} after {seconds} s")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("how", ["sigterm-launcher", "ctrl-c"])
+def test_stopping_the_launcher_stops_every_rank_and_resume_is_exact(how, torchrun_run, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = start_training(out)
+    wait_for(lambda: (out / "last_checkpoint").exists(), proc, 300, "first checkpoint")
+    workers = worker_pids(proc.pid)
+    assert sorted(workers) == [0, 1]
+    if how == "ctrl-c":  # a terminal sends SIGINT to the whole foreground group
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=60)
+    assert rc != 0
+    time.sleep(0.5)
+    assert not any(alive(p) for p in workers.values())
+    assert not (out / "model_final.pth").exists(), "training finished before the signal; make it longer"
+    tag = (out / "last_checkpoint").read_text().strip()
+    stopped_at = torch.load(out / tag, weights_only=True)["iteration"]
+    assert 3 <= stopped_at < 24
+    assert not [f for f in os.listdir(out) if ".tmp." in f]
+
+    log = run(train_cmd("torchrun", out, "DATASETS.TEST", "()", flags=["--resume"]), tmp_path)
+    assert f"Start training at iteration {stopped_at} of 24" in log
+    assert_same(weights(torchrun_run[0] / "model_final.pth"), weights(out / "model_final.pth"))
+
+
+def test_a_dead_rank_ends_the_job_within_the_timeout(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    timeout = 20
+    proc = start_training(out, "SOLVER.MAX_ITER", "100000", "DIST.TIMEOUT", str(timeout))
+    wait_for(lambda: (out / "log.txt").exists() and "iter: 3/" in (out / "log.txt").read_text(), proc, 300,
+             "training progress")
+    workers = worker_pids(proc.pid)
+    killed = time.monotonic()
+    os.kill(workers[1], signal.SIGKILL)
+    try:
+        rc = proc.wait(timeout=timeout + 60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert rc != 0
+    assert time.monotonic() - killed < timeout + 60
+    time.sleep(0.5)
+    assert not alive(workers[0])
+
+
+def test_two_nodes_on_one_machine(tmp_path):
+    """Two launchers joined through a loopback rendezvous, one process each."""
+    out = tmp_path / "out"
+    port = free_port()
+    procs = []
+    for node in (0, 1):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+               f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}", PROBE,
+               "--config-file", CONFIG, *TINY, "SOLVER.MAX_ITER", "6", "SOLVER.CHECKPOINT_PERIOD", "0",
+               "OUTPUT_DIR", str(out)]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      env=env(tmp_path)))
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    r0, r1 = rank_states(tmp_path)
+    assert r0["world_size"] == r1["world_size"] == "2"
+    assert_same(r0["state"], r1["state"])
+    assert "Using 2 process(es), backend gloo" in (out / "log.txt").read_text()
+    results = json.loads((out / "inference" / "synthetic_fec_test" / "results.json").read_text())
+    assert results["inference"]["processes"] == 2
+
+
+def per_triplet_reference(ckpt):
+    """Correctness of every test triplet as a single process gets it by embedding the
+    triplet's three faces together, triplet after triplet."""
+    cfg = load_config(CONFIG, TINY)
+    model = build_model(cfg)
+    Checkpointer(model).load(str(ckpt), resume=False)
+    model.eval()
+    dataset = build_dataset(cfg, "synthetic_fec_test", is_train=False)
+    correct = []
+    with torch.no_grad():
+        for triplet in dataset.triplets:
+            images = torch.stack([dataset[int(i)]["image"] for i in triplet])
+            e = model({"image": images})["embedding"]
+            correct.append(bool(triplet_correct(e, [[0, 1, 2]])[0]))
+    return dataset, torch.tensor(correct), torch.as_tensor(dataset.types)
+
+
+def test_sharded_evaluation_is_identical_for_1_2_3_processes(torchrun_run, tmp_path):
+    ckpt = torchrun_run[0] / "model_final.pth"
+    results = {}
+    for nproc in (1, 2, 3):
+        out = tmp_path / f"eval{nproc}"
+        run(["bash", os.path.join(ROOT, "inference.sh"), str(nproc), CONFIG, str(ckpt), *TINY,
+             "OUTPUT_DIR", str(out)])
+        results[nproc] = json.loads((out / "inference" / "synthetic_fec_test" / "results.json").read_text())
+    dataset, correct, types = per_triplet_reference(ckpt)
+    assert dataset.num_faces == 25 and len(dataset.triplets) > 40
+    for nproc, r in results.items():
+        split = r.pop("inference")
+        assert split["processes"] == nproc and split["samples"] == 25
+        # contiguous shards, each image embedded by exactly one process
+        assert split["samples_per_process"] == {1: [25], 2: [12, 13], 3: [8, 8, 9]}[nproc]
+        assert r["count"] == len(dataset.triplets)
+    assert results[1] == results[2] == results[3]
+    assert results[1]["accuracy"] == pytest.approx(correct.double().mean().item(), abs=1e-12)
+    for t, name in enumerate(TRIPLET_TYPE_NAMES):
+        entry = results[1]["per_type"][name]
+        assert entry["count"] == int((types == t).sum())
+        if entry["count"]:
+            assert entry["accuracy"] == pytest.approx(correct[types == t].double().mean().item(), abs=1e-12)
