@@ -36,7 +36,7 @@ def test_odd_number_of_overrides_and_bad_values():
     with pytest.raises(ValueError, match="KEY VALUE"):
         load_config(None, ["SOLVER.MAX_ITER"])
     with pytest.raises(ValueError, match="INPUT.SIZE"):
-        load_config(None, ["INPUT.SIZE", "32"])
+        load_config(None, ["INPUT.SIZE", "8"])
 
 
 def test_shipped_configs_load():

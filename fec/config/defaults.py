@@ -13,26 +13,39 @@ _C = CN()
 # ---------------------------------------------------------------------------- #
 _C.MODEL = CN()
 # Meta-architecture by registry name: what the model computes from a batch and which
-# loss it trains with. "TripletEmbeddingNet" is the FEC expression embedding.
+# loss it trains with. "TripletEmbeddingNet" is the FEC expression embedding;
+# "Classifier" (expression classes, MODEL.CLASSIFIER), "AffectRegressor" (valence and
+# arousal, MODEL.REGRESSOR) and "ClassifierRegressor" (both heads on one backbone)
+# train on FER2013 / AffectNet style datasets.
 _C.MODEL.META_ARCHITECTURE = "TripletEmbeddingNet"
 # "auto" picks cuda when a GPU is visible, else cpu; or "cpu", "cuda", "cuda:1".
 _C.MODEL.DEVICE = "auto"
 # A checkpoint (fec .pth) or plain state_dict to start training from. Empty: none.
 _C.MODEL.WEIGHTS = ""
+# Key prefixes that MODEL.WEIGHTS does not load: checkpoint keys under them are
+# dropped and the model's keys under them keep their initialisation (both named in the
+# log); every other key must match. ["heads."] starts a regressor from a classifier
+# (or a classifier with other classes) with the backbone only; ["heads.regressor."]
+# starts a ClassifierRegressor from a Classifier. Not used by --resume.
+_C.MODEL.WEIGHTS_SKIP = []
 # Per-channel mean and std (0-255 scale, RGB) subtracted/divided inside the model.
-# Empty: the backbone's own (ImageNet statistics for resnet18, FaceNet's for the
-# Inception nets). Images reach the model as uint8, so exports take raw pixels.
+# Empty: the backbone's own (ImageNet statistics for resnet18 and mobilenet_v2,
+# FaceNet's for the Inception nets, 127.5 / 127.5 for deep_emotion). Images reach the
+# model as uint8, so exports take raw pixels.
 _C.MODEL.PIXEL_MEAN = []
 _C.MODEL.PIXEL_STD = []
 
 _C.MODEL.BACKBONE = CN()
-# Backbone by registry name: "resnet18", "inception_nn2", "inception_resnet_v1".
+# Backbone by registry name: "resnet18", "inception_nn2", "inception_resnet_v1",
+# "mobilenet_v2", "deep_emotion" (Deep-Emotion's spatial transformer and conv net,
+# made for 48x48 faces).
 _C.MODEL.BACKBONE.NAME = "resnet18"
 # Where the backbone is cut: the name of its last kept stage. Empty: its default
 # (resnet18 "layer4"; inception_nn2 "inception_4e", as in the FEC paper;
-# inception_resnet_v1 "repeat_2").
+# inception_resnet_v1 "repeat_2"; mobilenet_v2 "last_conv", 1280 channels;
+# deep_emotion "fc", its 50-d hidden layer).
 _C.MODEL.BACKBONE.CUT_AT = ""
-# Pretrained weights: "" (random init), "imagenet" (resnet18), "vggface2" or
+# Pretrained weights: "" (random init), "imagenet" (resnet18, mobilenet_v2), "vggface2" or
 # "casia-webface" (inception_resnet_v1); these download, so they need the network.
 # Or a local state_dict file (.pth) of the uncut backbone, which needs none.
 _C.MODEL.BACKBONE.WEIGHTS = ""
@@ -59,11 +72,40 @@ _C.MODEL.LOSS = CN()
 # 0.2, 0.2), on squared L2 distances of unit-norm embeddings.
 _C.MODEL.LOSS.MARGINS = [0.1, 0.2, 0.2]
 
+# Expression classification ("Classifier", "ClassifierRegressor"): global average pool
+# of the backbone's map → dropout → linear layer to NUM_CLASSES logits.
+_C.MODEL.CLASSIFIER = CN()
+_C.MODEL.CLASSIFIER.NUM_CLASSES = 7
+# One name per class, in label order; what predictions are reported as. Default:
+# FER2013's. AffectNet's eight: neutral, happy, sad, surprise, fear, disgust, anger,
+# contempt.
+_C.MODEL.CLASSIFIER.CLASS_NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+_C.MODEL.CLASSIFIER.DROPOUT = 0.0
+# Cross-entropy weight of each class, in label order (e.g. inverse frequencies for an
+# imbalanced training set); empty: all 1.
+_C.MODEL.CLASSIFIER.CLASS_WEIGHTS = []
+# Label smoothing of the cross-entropy, 0 to <1 (0: none).
+_C.MODEL.CLASSIFIER.LABEL_SMOOTHING = 0.0
+# Weight of loss_cls in the total loss (matters beside loss_va).
+_C.MODEL.CLASSIFIER.LOSS_WEIGHT = 1.0
+
+# Valence/arousal regression ("AffectRegressor", "ClassifierRegressor"): global
+# average pool → dropout → linear layer to 2 outputs (valence, arousal; targets in
+# [-1, 1]).
+_C.MODEL.REGRESSOR = CN()
+# "mse" (mean squared error over both dimensions) or "ccc" (1 − concordance correlation
+# coefficient, averaged over the two, computed over the batch).
+_C.MODEL.REGRESSOR.LOSS = "mse"
+_C.MODEL.REGRESSOR.DROPOUT = 0.0
+# Weight of loss_va in the total loss.
+_C.MODEL.REGRESSOR.LOSS_WEIGHT = 1.0
+
 # ---------------------------------------------------------------------------- #
 # Input
 # ---------------------------------------------------------------------------- #
 _C.INPUT = CN()
-# Side of the square face crop fed to the model, in pixels (64 to 299).
+# Side of the square face crop fed to the model, in pixels (16 to 299; each backbone
+# also checks that its cut fits: deep_emotion needs 18, FER2013 faces are 48).
 _C.INPUT.SIZE = 224
 # Training augmentation. Random crop of CROP_SCALE[0]..CROP_SCALE[1] of the area
 # with aspect ratio in 3/4..4/3, resized to SIZE; [1.0, 1.0] turns it off.

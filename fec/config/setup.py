@@ -32,8 +32,19 @@ def _check_key(cfg, key):
 
 
 def _check(cfg):
-    if not 64 <= cfg.INPUT.SIZE <= 299:
-        raise ValueError(f"INPUT.SIZE must be within 64..299, got {cfg.INPUT.SIZE}")
+    if not 16 <= cfg.INPUT.SIZE <= 299:
+        raise ValueError(f"INPUT.SIZE must be within 16..299, got {cfg.INPUT.SIZE}")
+    c = cfg.MODEL.CLASSIFIER
+    if c.NUM_CLASSES < 2 or len(c.CLASS_NAMES) != c.NUM_CLASSES:
+        raise ValueError(f"MODEL.CLASSIFIER.CLASS_NAMES needs one name per class: NUM_CLASSES is "
+                         f"{c.NUM_CLASSES} (at least 2), CLASS_NAMES has {len(c.CLASS_NAMES)}")
+    if c.CLASS_WEIGHTS and (len(c.CLASS_WEIGHTS) != c.NUM_CLASSES or min(c.CLASS_WEIGHTS) < 0):
+        raise ValueError(f"MODEL.CLASSIFIER.CLASS_WEIGHTS needs {c.NUM_CLASSES} non-negative weights "
+                         f"(or none), got {list(c.CLASS_WEIGHTS)}")
+    if not 0.0 <= c.LABEL_SMOOTHING < 1.0:
+        raise ValueError(f"MODEL.CLASSIFIER.LABEL_SMOOTHING must be in [0, 1), got {c.LABEL_SMOOTHING}")
+    if cfg.MODEL.REGRESSOR.LOSS not in ("mse", "ccc"):
+        raise ValueError(f"MODEL.REGRESSOR.LOSS must be mse or ccc, got {cfg.MODEL.REGRESSOR.LOSS!r}")
     if len(cfg.MODEL.LOSS.MARGINS) != 3:
         raise ValueError("MODEL.LOSS.MARGINS needs three margins (one-, two-, three-class)")
     if cfg.SOLVER.IMS_PER_BATCH < 1 or cfg.TEST.IMS_PER_BATCH < 1:

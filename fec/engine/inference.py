@@ -69,6 +69,10 @@ def inference(model, loader, dataset_name, output_dir=None):
             path = os.path.join(folder, "results.json")
             atomic_write(path, json.dumps(results, indent=2))
             logger.info("results written to %s", path)
+            # evaluator-specific files (e.g. a confusion-matrix picture), beside results.json
+            for name, data in getattr(evaluator, "artifacts", lambda r: {})(results).items():
+                atomic_write(os.path.join(folder, name), data)
+                logger.info("%s written to %s", name, folder)
     comm.synchronize()
     return results
 

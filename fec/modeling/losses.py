@@ -34,3 +34,25 @@ def triplet_loss(emb_a, emb_b, emb_c, types, margins, reduction="mean"):
     if reduction == "none":
         return loss
     raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def concordance_correlation(pred, target):
+    """Lin's concordance correlation coefficient of each column: (D,) for (N, D) inputs.
+
+    2·cov(p, t) / (var(p) + var(t) + (mean(p) − mean(t))²), population moments. It is
+    1 only for p = t, and, unlike Pearson's r, it falls when p is shifted or scaled.
+    """
+    if pred.shape != target.shape or pred.dim() != 2:
+        raise ValueError(f"pred and target must share one (N, D) shape, got {tuple(pred.shape)}, "
+                         f"{tuple(target.shape)}")
+    p, t = pred.float(), target.float()
+    mp, mt = p.mean(0), t.mean(0)
+    cov = ((p - mp) * (t - mt)).mean(0)
+    var_p, var_t = (p - mp).pow(2).mean(0), (t - mt).pow(2).mean(0)
+    # The epsilon keeps a constant batch (both variances 0) finite.
+    return 2 * cov / (var_p + var_t + (mp - mt).pow(2) + 1e-8)
+
+
+def ccc_loss(pred, target):
+    """1 − CCC, averaged over the columns; the batch is the sample the CCC is taken over."""
+    return (1 - concordance_correlation(pred, target)).mean()

@@ -52,11 +52,27 @@ def set_rng_states(states):
 
 
 def load_model_state(model, state, source, skip_prefixes=()):
-    """Load ``state`` into ``model`` strictly; a mismatch names the keys and the file."""
+    """Load ``state`` into ``model`` strictly; a mismatch names the keys and the file.
+
+    Keys under ``skip_prefixes`` are left out on both sides: the checkpoint's are not
+    loaded and the model's keep their initialisation; both lists are logged by name.
+    """
+    skip = tuple(skip_prefixes)
     own = unwrap(model).state_dict()
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith(tuple(skip_prefixes))}
-    missing = [k for k in own if k not in state and not k.startswith(tuple(skip_prefixes))]
+    if skip:
+        logger = logging.getLogger(__name__)
+        dropped = [k for k in state if k.startswith(skip)]
+        kept_init = [k for k in own if k.startswith(skip)]
+        logger.info("Skipped %d key(s) of %s under %s, not loaded: %s", len(dropped), source,
+                    ", ".join(skip), ", ".join(dropped) or "none")
+        logger.info("Left %d key(s) of the model at their initialisation: %s", len(kept_init),
+                    ", ".join(kept_init) or "none")
+        for prefix in skip:
+            if not any(k.startswith(prefix) for k in [*dropped, *kept_init]):
+                logger.warning("skip prefix %r matches no key of %s nor of the model", prefix, source)
+    state = {k: v for k, v in state.items() if not k.startswith(skip)}
+    missing = [k for k in own if k not in state and not k.startswith(skip)]
     unexpected = [k for k in state if k not in own]
     wrong_shape = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
                    for k in state if k in own and state[k].shape != own[k].shape]
@@ -69,7 +85,7 @@ def load_model_state(model, state, source, skip_prefixes=()):
                 parts.append(f"{label}: {', '.join(keys[:8])}{more}")
         raise RuntimeError(f"checkpoint {source} does not fit this model (another architecture?); "
                            + "; ".join(parts))
-    unwrap(model).load_state_dict(state, strict=not skip_prefixes)
+    unwrap(model).load_state_dict(state, strict=not skip)
 
 
 class Checkpointer:
@@ -103,15 +119,18 @@ class Checkpointer:
         path = os.path.join(self.save_dir, name)
         return path if os.path.exists(path) else None
 
-    def load(self, path, resume=False):
+    def load(self, path, resume=False, skip_prefixes=()):
         """Load weights from ``path``; with ``resume``, also optimizer, scheduler and RNG
-        states. Returns the iteration to continue from (0 when not resuming)."""
+        states. Returns the iteration to continue from (0 when not resuming).
+        ``skip_prefixes``: model keys not to load (see load_model_state)."""
+        if resume and skip_prefixes:
+            raise ValueError("resuming loads the whole checkpoint; skip_prefixes is for starting weights")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint not found: {path}")
         self.logger.info("Loading checkpoint %s", path)
         data = torch.load(path, map_location="cpu", weights_only=True)
         state = data["model"] if isinstance(data, dict) and "model" in data else data
-        load_model_state(self.model, state, path)
+        load_model_state(self.model, state, path, skip_prefixes)
         if not resume:
             return 0
         for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler)):

@@ -100,6 +100,10 @@ class Backbone(nn.Module):
         return self
 
     # -- weights --------------------------------------------------------------------
+    def keeps_key(self, key):
+        """Whether ``key`` of the uncut network's state_dict is of a layer this cut keeps."""
+        return key.split(".", 1)[0] in dict(self.named_children())
+
     def load_weights_file(self, path):
         """Load a state_dict of the uncut network; keys of cut-off layers are ignored."""
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -110,8 +114,7 @@ class Backbone(nn.Module):
                 f"{path} (MODEL.BACKBONE.WEIGHTS) is not a state_dict of tensors; give a "
                 f"whole fec checkpoint as MODEL.WEIGHTS instead"
             )
-        kept = {name for name, _ in self.named_children()}
-        own = {k: v for k, v in state.items() if k.split(".", 1)[0] in kept}
+        own = {k: v for k, v in state.items() if self.keeps_key(k)}
         try:
             result = self.load_state_dict(own, strict=False)
         except RuntimeError as e:  # shape mismatches
