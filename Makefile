@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-fast bench link clean
+.PHONY: install train test test-fast bench prepare-fec link clean
 
 install: $(STAMP)
 
@@ -27,6 +27,13 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tools/benchmark.py read-fec-csv
+
+# make prepare-fec CSV="TRAIN.csv TEST.csv" OUT=DIR [ARGS="--workers 64 --face-check mtcnn"]:
+# download the FEC photos and cut the face crops; the same command again resumes.
+prepare-fec: $(STAMP)
+	@test -n "$(CSV)" -a -n "$(OUT)" || { echo 'usage: make prepare-fec CSV="TRAIN.csv TEST.csv" OUT=DIR' \
+		'[ARGS="--workers 64"]'; exit 2; }
+	$(PY) tools/prepare_fec.py $(foreach c,$(CSV),--csv $(c)) --out $(OUT) $(ARGS)
 
 # make link FEC=/path/to/prepared/fec FER2013=/path/to/fer2013 AFFECTNET=/path/to/affectnet
 # → datasets/fec, datasets/fer2013, datasets/affectnet, which the catalog reads; any one

@@ -2,6 +2,7 @@
 in the same run so that figures from different machines can be compared.
 
     python tools/benchmark.py read-fec-csv [--rows 450000] [--repeat 1] [--keep FILE]
+    python tools/benchmark.py prepare-fec [--images 480] [--workers 16] [--latency 0.1]
 """
 import argparse
 import csv
@@ -154,6 +155,82 @@ def bench_read_fec_csv(args):
         print_table(["method", "rows", "seconds", "rows/s", "peak RSS +MB", "note"], rows)
 
 
+# --------------------------------------------------------------------------- #
+# prepare-fec
+# --------------------------------------------------------------------------- #
+def _write_photos(folder, n, width, height, seed):
+    """``n`` JPEG photos (smooth colour fields with grain, ~photo-sized files) and an
+    FEC CSV naming each once, with a random face box; returns the CSV rows' URLs' names."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    for i in range(n):
+        blobs = rng.uniform(0, 255, (6, 8, 3))
+        img = cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC)
+        img = np.clip(img + rng.normal(0, 6, (height, width, 1)), 0, 255).astype(np.uint8)
+        cv2.imwrite(os.path.join(folder, f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return [f"{i:06d}.jpg" for i in range(n)]
+
+
+def _serve(folder, latency, queue, stop):
+    from fec.data.prepare.loopback import LoopbackImageServer
+
+    with LoopbackImageServer(folder, latency=latency) as server:
+        queue.put(server.port)
+        stop.wait()
+
+
+def _prepare_rate(folder, names, latency, workers, size):
+    """(seconds, images/s) of prepare over ``names`` served with ``latency`` by a server
+    in its own process (its threads do not share this process's interpreter)."""
+    from fec.data.prepare import FetchOptions, PrepareOptions, prepare
+
+    ctx = mp.get_context("spawn")
+    queue, stop = ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=_serve, args=(folder, latency, queue, stop), daemon=True)
+    server.start()
+    try:
+        port = queue.get(timeout=60)
+        rng = np.random.default_rng(0)
+        with tempfile.TemporaryDirectory() as tmp:
+            lines = []
+            for k in range(0, len(names) - 2, 3):
+                urls = [f"http://127.0.0.1:{port}/photos/{n}" for n in names[k:k + 3]]
+                boxes = [(x, x + 0.3, y, y + 0.4) for x, y in rng.uniform(0.05, 0.55, (3, 2)).round(4).tolist()]
+                lines.append(format_fec_row(urls, boxes, 0, [(f"a{j}", 1) for j in range(6)]))
+            csv_path = os.path.join(tmp, "faceexp-comparison-data-train-public.csv")
+            with open(csv_path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            opts = PrepareOptions(csv=[csv_path], out=os.path.join(tmp, "out"), size=size, workers=workers,
+                                  progress=False, fetch=FetchOptions(per_host=workers))
+            result = prepare(opts)
+            assert result.complete and result.failed == 0, result
+            return result.download_seconds, result.this_run / result.download_seconds
+    finally:
+        stop.set()
+        server.join(10)
+
+
+def bench_prepare_fec(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        names = _write_photos(os.path.join(tmp, "photos"), args.images, args.width, args.height, args.seed)
+        mb = sum(os.path.getsize(os.path.join(tmp, "photos", n)) for n in names) / 2**20
+        print(f"{len(names)} photos of {args.width}x{args.height} ({mb / len(names) * 1024:.0f} KB each), "
+              f"crops of {args.size} px, served from 127.0.0.1 by a separate process\n")
+        runs = [(1, args.latency, names[: max(3, args.images // args.workers)]),  # baseline: one at a time
+                (args.workers, 0.0, names),  # no latency: what the CPU allows
+                (args.workers, args.latency, names)]
+        rows = []
+        for workers, latency, subset in runs:
+            seconds, rate = _prepare_rate(os.path.join(tmp, "photos"), subset, latency, workers, args.size)
+            bound = workers / latency if latency else float("inf")
+            share = f"{100 * rate / bound:.0f}%" if latency else "-"
+            rows.append([f"{workers} workers, {latency * 1000:.0f} ms latency", len(subset) // 3 * 3,
+                         f"{seconds:.2f}", f"{rate:.1f}", "-" if not latency else f"{bound:.0f}", share])
+        print_table(["run", "images", "seconds", "images/s", "bound (workers/latency)", "of bound"], rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -163,6 +240,15 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=1, help="tries per method; the fastest is shown")
     p.add_argument("--keep", default="", help="write the generated CSV here instead of a temp dir")
     p.set_defaults(run=bench_read_fec_csv)
+    p = sub.add_parser("prepare-fec", help="tools/prepare_fec.py throughput over loopback with injected latency")
+    p.add_argument("--images", type=int, default=480)
+    p.add_argument("--workers", type=int, default=16)
+    p.add_argument("--latency", type=float, default=0.1, help="seconds the server waits before each photo")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--size", type=int, default=224, help="crop side")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=bench_prepare_fec)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -1,0 +1,118 @@
+"""From downloaded bytes to face crops: the decode checks, the crop, the face check."""
+import io
+import threading
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fec.data.crop import crop_face
+
+from . import outcomes as O
+
+# As tools/make_synthetic_fec.py writes its crops: full-resolution colour (4:4:4), so
+# the same photo gives the same crop bytes either way.
+JPEG_QUALITY = 95
+JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
+               cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+# Photo formats only: PIL would hand EPS to Ghostscript, and nothing in FEC is EPS or PSD.
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO
+FACE_CHECKS = ("none", "haar", "mtcnn")
+
+
+def decode_image(data, max_pixels):
+    """(outcome, detail, H×W×3 uint8 RGB array or None) of an encoded image.
+
+    The dimensions are read from the header and checked before any pixel is decoded,
+    so a small file that expands to gigabytes is refused cheaply. A truncated file is a
+    decode error (PIL refuses it; OpenCV would grey-fill the missing part).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+            w, h = img.size
+            if w * h > max_pixels:
+                return O.TOO_MANY_PIXELS, f"{w}x{h} pixels, over {max_pixels}", None
+            if w < 1 or h < 1:
+                return O.DECODE_ERROR, f"{w}x{h} pixels", None
+            img.load()
+    except Image.DecompressionBombError as e:
+        return O.TOO_MANY_PIXELS, str(e)[:200], None
+    except UnidentifiedImageError:
+        return O.NOT_IMAGE, "no image format recognised", None
+    except Exception as e:  # noqa: BLE001 - a corrupt file may raise anything from any plugin
+        return O.DECODE_ERROR, f"{type(e).__name__}: {e}"[:200], None
+    try:
+        # Upright as a browser (and cv2.imread) shows it; a broken EXIF block is ignored.
+        img = ImageOps.exif_transpose(img, in_place=True) or img
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        return O.OK, "", np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    except Exception as e:  # noqa: BLE001
+        return O.DECODE_ERROR, f"{type(e).__name__}: {e}"[:200], None
+
+
+def encode_crop(rgb, box, size):
+    """JPEG bytes of the ``size``-pixel square face crop of ``box`` (normalised left,
+    right, top, bottom) in ``rgb``: fec.data.crop.crop_face, the crop every tool uses."""
+    crop = crop_face(rgb, box, size)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(crop[..., ::-1]), JPEG_PARAMS)
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def decode_crop(data):
+    """RGB array of encoded crop bytes (the face check sees what the dataset will read)."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+
+
+class HaarFaceCheck:
+    """OpenCV's frontal-face Haar cascade (ships with opencv-python); fast, misses
+    profiles and small or tilted faces."""
+
+    def __init__(self):
+        self._path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        self._local = threading.local()  # a CascadeClassifier is not safe to share across threads
+        self.min_fraction = 0.25  # a face narrower than this share of the crop does not count
+        if cv2.CascadeClassifier(self._path).empty():
+            raise RuntimeError(f"cannot load the Haar cascade {self._path}")
+
+    def __call__(self, rgb):
+        cascade = getattr(self._local, "cascade", None)
+        if cascade is None:
+            cascade = self._local.cascade = cv2.CascadeClassifier(self._path)
+        side = int(min(rgb.shape[:2]) * self.min_fraction)
+        gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+        return len(cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(side, side))) > 0
+
+
+class MtcnnFaceCheck:
+    """facenet-pytorch's MTCNN on the CPU (its weights ship in the wheel): a face counts
+    when its probability is at least ``threshold``."""
+
+    def __init__(self, threshold=0.9):
+        from facenet_pytorch import MTCNN  # torch-heavy: only when asked for
+
+        self.threshold = threshold
+        self._mtcnn = MTCNN(device="cpu", keep_all=True)
+        self._lock = threading.Lock()  # one model, one caller at a time
+
+    def __call__(self, rgb):
+        with self._lock:
+            boxes, probs = self._mtcnn.detect(np.ascontiguousarray(rgb))
+        return boxes is not None and any(p is not None and p >= self.threshold for p in probs)
+
+
+def make_face_check(kind):
+    """callable(H×W×3 RGB crop) → bool, or None for ``none``."""
+    if kind == "none":
+        return None
+    if kind == "haar":
+        return HaarFaceCheck()
+    if kind == "mtcnn":
+        return MtcnnFaceCheck()
+    raise ValueError(f"unknown face check {kind!r}; choose one of {', '.join(FACE_CHECKS)}")
