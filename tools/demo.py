@@ -2,7 +2,8 @@
 
     python tools/demo.py --config-file F --ckpt P --input VIDEO|CAMERA_INDEX|IMAGE_DIR|IMAGE
         [--output OUT.mp4|OUT_DIR|OUT.jpg] [--show] [--reference FACE.jpg]
-        [--detector mtcnn|haar] [--device auto|cpu|cuda] [--max-frames N] [KEY VALUE ...]
+        [--detector mtcnn|haar] [--min-face-size 20] [--device auto|cpu|cuda] [--max-frames N]
+        [KEY VALUE ...]
 
 Labels: the most probable expression and its probability (classifiers), valence and
 arousal (regressors), the squared distance to the face of ``--reference`` (embeddings;
@@ -165,7 +166,8 @@ def run(args):
     if args.show:
         check_gui()
     predictor = ExpressionPredictor.from_config(args.config_file or None, args.ckpt, args.opts,
-                                                detector=args.detector, device=args.device)
+                                                detector=args.detector, device=args.device,
+                                                min_face_size=args.min_face_size)
     reference = reference_embedding(predictor, args.reference) if args.reference else None
     predictor.reset_timings()
     sink, count, num_faces, complete = None, 0, 0, True
@@ -222,6 +224,8 @@ def parse_args(argv=None):
     p.add_argument("--show", action="store_true", help="show the frames in a window")
     p.add_argument("--reference", default="", help="image of a face: label embeddings by distance to it")
     p.add_argument("--detector", default="mtcnn", choices=DETECTOR_NAMES)
+    p.add_argument("--min-face-size", type=int, default=20,
+                   help="smallest face to look for, pixels (larger: faster detection)")
     p.add_argument("--device", default=None, help="cpu, cuda, auto (default: MODEL.DEVICE)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: at the end)")
     return p.parse_args(argv)
