@@ -76,6 +76,7 @@ def _green(frame):
     return int(((g > 170) & (r < 120) & (b < 120)).sum())
 
 
+@pytest.mark.slow
 def test_demo_writes_an_annotated_video_with_every_frame(ckpt, video, tmp_path):
     out = tmp_path / "annotated.mp4"
     cmd = [sys.executable, DEMO, "--config-file", QUICKSTART, "--ckpt", ckpt, "--input", video,

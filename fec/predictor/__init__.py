@@ -1,7 +1,7 @@
 """Using a trained model: face detection, the predictor, retrieval, export.
 
-Sits beside fec/engine: it builds on fec/modeling, fec/data, fec/config and fec/utils,
-and the tools (demo, retrieve, export) build on it.
+Between the tools and fec/engine: it builds on fec/engine (device), fec/modeling,
+fec/data, fec/config and fec/utils, and the tools (demo, retrieve, export) build on it.
 """
 from .detect import DETECTOR_NAMES, build_detector
 from .images import list_images, read_image, to_rgb

@@ -114,7 +114,8 @@ def crop_settings(cfg):
     affectnet = cfg.DATASETS.get("AFFECTNET")
     if affectnet is not None and any("affectnet" in n for n in names):
         expansion = float(affectnet.BOX_EXPANSION)
-    return expansion, any("fer" in n for n in names)
+    grey = any(part.startswith("fer") for n in names for part in n.split("_"))  # fer2013_*, synthetic_fer_*
+    return expansion, grey
 
 
 def prediction_config(config=None, opts=()):
@@ -141,8 +142,8 @@ class ExpressionPredictor:
     ``detector``: "mtcnn" (default), "haar", "none" (inputs are face crops) or a callable
     as in fec.predictor.detect. ``box_expansion``: how much the detector's box is grown
     (of its longer side) before squaring; ``grey``: turn the crops grey (replicated to
-    three channels), for models trained on grey faces. ``seconds``: time spent per stage (detect, crop, model)
-    since the last ``reset_timings``."""
+    three channels), for models trained on grey faces. ``seconds``: time spent per
+    stage (detect, crop, model) since the last ``reset_timings``."""
 
     def __init__(self, model, input_size, detector="mtcnn", class_names=(), batch_size=64, device="cpu",
                  min_score=0.9, min_face_size=20, box_expansion=BOX_EXPANSION, grey=False):

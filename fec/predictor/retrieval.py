@@ -175,7 +175,6 @@ def _caption(tile, lines, height):
 def make_grid(query_tile, query_name, tiles, names, distances, columns=5, caption_height=36):
     """RGB picture: the query (framed in red) then its neighbours, each captioned with
     its rank, squared distance and file name, ``columns`` to a row."""
-    size = query_tile.shape[0]
     framed = cv2.copyMakeBorder(query_tile[3:-3, 3:-3], 3, 3, 3, 3, cv2.BORDER_CONSTANT, value=(220, 0, 0))
     cells = [_caption(framed, ["query", query_name], caption_height)]
     cells += [_caption(t, [f"{r + 1}: d2 {d:.4f}", n], caption_height)
