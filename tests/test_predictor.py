@@ -215,3 +215,42 @@ def test_interpret_outputs_checks_keys_and_class_names():
     out = interpret_outputs({"logits": torch.tensor([[0.0, 0.0], [10.0, 0.0]])}, ("a", "b"))
     np.testing.assert_allclose(out["probabilities"][0], [0.5, 0.5])
     assert out["probabilities"][1, 0] > 0.99
+
+
+FER_QUICKSTART = os.path.join(ROOT, "config", "quickstart_fer.yaml")
+VA_QUICKSTART = os.path.join(ROOT, "config", "quickstart_affect_va.yaml")
+
+
+def _fresh_checkpoint(config, out):
+    """A freshly built model of ``config`` saved as training saves it (no training)."""
+    torch.manual_seed(0)
+    Checkpointer(build_model(prediction_config(config)), save_dir=str(out)).save("model_final", 0)
+    return str(out / "model_final.pth")
+
+
+def test_classifier_config_gives_probabilities_summing_to_one(tmp_path):
+    p = ExpressionPredictor.from_config(FER_QUICKSTART, _fresh_checkpoint(FER_QUICKSTART, tmp_path), device="cpu")
+    faces = p(data.astronaut(), keep_crops=True)
+    assert len(faces) == 1 and _inside(faces[0].box, ASTRONAUT_FACE)
+    face = faces[0]
+    names = tuple(load_config(FER_QUICKSTART).MODEL.CLASSIFIER.CLASS_NAMES)
+    assert face.class_names == names and face.probabilities.shape == (len(names),)
+    assert abs(face.probabilities.sum() - 1) < 1e-5 and (face.probabilities >= 0).all()
+    assert face.label[0] in names and face.embedding is None and face.valence is None
+    # FER2013 faces are 48 px grey: the model sees the crop that way.
+    assert face.crop.shape == (48, 48, 3) and (face.crop == face.crop[..., :1]).all()
+    assert p.grey and p.box_expansion == 0.15
+
+
+def test_regressor_config_gives_valence_and_arousal(tmp_path):
+    # Its MODEL.WEIGHTS names a classifier checkpoint to start training from; predicting
+    # needs only --ckpt.
+    ckpt = _fresh_checkpoint(VA_QUICKSTART, tmp_path)
+    p = ExpressionPredictor.from_config(VA_QUICKSTART, ckpt, device="cpu")
+    results = p([data.astronaut(), np.full((100, 100, 3), 128, np.uint8)])
+    assert [len(r) for r in results] == [1, 0]
+    face = results[0][0]
+    assert np.isfinite([face.valence, face.arousal]).all()
+    assert face.probabilities is None and face.embedding is None
+    assert face_label(face) == f"V{face.valence:+.2f} A{face.arousal:+.2f}"
+    assert set(face.to_dict()) == {"image_index", "box", "score", "valence", "arousal"}
