@@ -92,6 +92,8 @@ def main(argv=None):
     if result.this_run:
         rate = result.this_run / result.download_seconds if result.download_seconds > 0 else 0.0
         print(f"  this run: {result.this_run} URLs in {result.download_seconds:.1f} s ({rate:.1f}/s)")
+    elif not args.merge:
+        print("  this run: nothing left to fetch")
     print(f"  per URL: {os.path.join(args.out, 'outcomes.jsonl')}; counts: {os.path.join(args.out, 'report.json')}")
     if result.report.get("settings", {}).get("shard") is None:
         print(f"  train on it: make link FEC={args.out}")

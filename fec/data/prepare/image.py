@@ -17,7 +17,9 @@ JPEG_QUALITY = 95
 JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
                cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
 # Photo formats only: PIL would hand EPS to Ghostscript, and nothing in FEC is EPS or PSD.
-IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG covers MPO
+Image.init()
+IMAGE_FORMATS = tuple(f for f in ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF")  # JPEG covers MPO
+                      if f in Image.OPEN)  # the plugins this Pillow build has
 FACE_CHECKS = ("none", "haar", "mtcnn")
 
 
