@@ -11,6 +11,7 @@ setup(
         "torch>=2.1",
         "torchvision>=0.16",
         "numpy",
+        "pillow",  # decoding checks in prepare_fec, PIL inputs of the predictor
         "pyyaml",
         "yacs",
         "tqdm",

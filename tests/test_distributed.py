@@ -91,11 +91,11 @@ def torchrun_run(tmp_path_factory):
 @pytest.mark.parametrize("kind", ["torchrun", "launch"])
 def test_two_process_training_keeps_ranks_identical(kind, torchrun_run, tmp_path):
     if kind == "torchrun":
-        out, probe, log = torchrun_run
+        out, probe, _ = torchrun_run
     else:
         out, probe = tmp_path / "out", tmp_path / "probe"
         probe.mkdir()
-        log = run(train_cmd(kind, out), probe)
+        run(train_cmd(kind, out), probe)
     r0, r1 = rank_states(probe)
     assert r0["world_size"] == r1["world_size"] == "2"
     if kind == "launch":

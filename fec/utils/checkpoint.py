@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from .io import atomic_write
+from .io import atomic_path, atomic_write
 
 TAG = "last_checkpoint"
 
@@ -19,13 +19,8 @@ def unwrap(model):
 def atomic_save(obj, path):
     """torch.save to a temporary file beside ``path``, then rename: a crash or a kill
     leaves either the old file or the new one, never half of one."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def get_rng_states():

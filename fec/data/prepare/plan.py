@@ -2,14 +2,13 @@
 optional subset, the shard, and the faces to cut from each URL."""
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from fec.data.fec_csv import FECTable, read_fec_csv
-from fec.utils.io import atomic_write
+from fec.utils.io import atomic_copy, atomic_write
 
 # The file names the catalog (fec/config/paths_catalog.py) reads under DATASETS.ROOT/fec.
 CSV_NAME = "faceexp-comparison-data-{}-public.csv"
@@ -120,16 +119,6 @@ def host_interleaved(urls):
     return [url for _, _, url in sorted(keyed)]
 
 
-def _copy_atomic(src, dst):
-    tmp = f"{dst}.tmp.{os.getpid()}"
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_split_csv(split, out_dir):
     """DIR/faceexp-comparison-data-<split>-public.csv: the source CSV, or only the kept
     rows (their original lines) for a subset."""
@@ -137,7 +126,7 @@ def write_split_csv(split, out_dir):
     same = os.path.exists(dst) and os.path.samefile(split.source, dst)
     if not split.subset:
         if not same:
-            _copy_atomic(split.source, dst)
+            atomic_copy(split.source, dst)
         return dst
     if same:
         raise ValueError(f"{dst}: writing a --max-triplets subset would overwrite its own source CSV; "

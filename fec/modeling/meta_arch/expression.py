@@ -12,6 +12,7 @@ from torch import nn
 from .. import backbone as _backbones  # noqa: F401  (registers the backbones)
 from ..losses import ccc_loss
 from ..registry import BACKBONES, META_ARCHITECTURES
+from .base import RawPixelModel
 
 
 class LinearHead(nn.Module):
@@ -26,7 +27,7 @@ class LinearHead(nn.Module):
         return self.fc(self.dropout(features.mean(dim=(2, 3))))  # any input size
 
 
-class ExpressionNet(nn.Module):
+class ExpressionNet(RawPixelModel):
     """Images arrive as uint8 (N, 3, H, W) RGB and are normalised here, so the data
     pipeline and exported models deal in raw pixels.
 
@@ -39,7 +40,7 @@ class ExpressionNet(nn.Module):
     def __init__(self, backbone, pixel_mean, pixel_std, num_classes=0, regress=False,
                  cls_dropout=0.0, va_dropout=0.0, class_weights=(), label_smoothing=0.0,
                  va_loss="mse", cls_loss_weight=1.0, va_loss_weight=1.0):
-        super().__init__()
+        super().__init__(pixel_mean, pixel_std)
         if not num_classes and not regress:
             raise ValueError("a model needs a classifier head, a regressor head, or both")
         if va_loss not in ("mse", "ccc"):
@@ -55,27 +56,14 @@ class ExpressionNet(nn.Module):
         self.va_loss = va_loss
         self.cls_loss_weight = float(cls_loss_weight)
         self.va_loss_weight = float(va_loss_weight)
-        # Not persistent: they come from the config, like the architecture itself.
-        for name, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
-            tensor = torch.tensor([float(v) for v in value]).view(1, -1, 1, 1)
-            if tensor.shape[1] != 3:
-                raise ValueError(f"MODEL.{name.upper()} needs 3 values, got {list(value)}")
-            self.register_buffer(name, tensor, persistent=False)
         weights = torch.tensor([float(w) for w in class_weights]) if len(class_weights) else None
         if weights is not None and len(weights) != num_classes:
             raise ValueError(f"MODEL.CLASSIFIER.CLASS_WEIGHTS needs {num_classes} weights, got {len(weights)}")
         self.register_buffer("class_weights", weights, persistent=False)
 
-    @property
-    def device(self):
-        return self.pixel_mean.device
-
     def predict(self, images):
         """(N, 3, H, W) uint8 images (any device) → dict of head outputs, float32."""
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected (N, 3, H, W) images, got {tuple(images.shape)}")
-        x = images.to(self.device, non_blocking=True).float()
-        features = self.backbone((x - self.pixel_mean) / self.pixel_std)
+        features = self.backbone(self.normalize(images))
         out = {}
         if "classifier" in self.heads:
             out["logits"] = self.heads["classifier"](features).float()

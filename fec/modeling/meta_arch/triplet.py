@@ -1,14 +1,14 @@
 """The FEC expression embedding: backbone + embedding head, trained on triplets."""
 import torch
-from torch import nn
 
 from .. import backbone as _backbones  # noqa: F401  (registers the backbones)
 from .. import heads as _heads  # noqa: F401  (registers the heads)
 from ..losses import triplet_loss
 from ..registry import BACKBONES, HEADS, META_ARCHITECTURES
+from .base import RawPixelModel
 
 
-class TripletEmbeddingNet(nn.Module):
+class TripletEmbeddingNet(RawPixelModel):
     """Images arrive as uint8 (N, 3, H, W) RGB and are normalised here, so the data
     pipeline and exported models deal in raw pixels.
 
@@ -18,28 +18,14 @@ class TripletEmbeddingNet(nn.Module):
     """
 
     def __init__(self, backbone, head, pixel_mean, pixel_std, margins):
-        super().__init__()
+        super().__init__(pixel_mean, pixel_std)
         self.backbone = backbone
         self.head = head
-        # Not persistent: they come from the config, like the architecture itself.
-        for name, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
-            tensor = torch.tensor([float(v) for v in value]).view(1, -1, 1, 1)
-            if tensor.shape[1] != 3:
-                raise ValueError(f"MODEL.{name.upper()} needs 3 values, got {list(value)}")
-            self.register_buffer(name, tensor, persistent=False)
         self.register_buffer("margins", torch.tensor([float(m) for m in margins]), persistent=False)
-
-    @property
-    def device(self):
-        return self.pixel_mean.device
 
     def embed(self, images):
         """(N, 3, H, W) uint8 images (any device) → (N, D) unit-norm embeddings."""
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected (N, 3, H, W) images, got {tuple(images.shape)}")
-        x = images.to(self.device, non_blocking=True).float()
-        x = (x - self.pixel_mean) / self.pixel_std
-        return self.head(self.backbone(x))
+        return self.head(self.backbone(self.normalize(images)))
 
     def forward(self, batch):
         if not self.training:
