@@ -8,12 +8,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import torch
 from skimage import data
 
-from fec.config import load_config
-from fec.modeling import build_model
-from fec.utils.checkpoint import Checkpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -31,12 +27,6 @@ def _load_tool(path):
 demo = _load_tool(DEMO)
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    Checkpointer(build_model(load_config(QUICKSTART)), save_dir=str(out)).save("model_final", 0)
-    return str(out / "model_final.pth")
 
 
 def _frame(i, size=(320, 240)):
@@ -77,9 +67,9 @@ def _green(frame):
 
 
 @pytest.mark.slow
-def test_demo_writes_an_annotated_video_with_every_frame(ckpt, video, tmp_path):
+def test_demo_writes_an_annotated_video_with_every_frame(quickstart_ckpt, video, tmp_path):
     out = tmp_path / "annotated.mp4"
-    cmd = [sys.executable, DEMO, "--config-file", QUICKSTART, "--ckpt", ckpt, "--input", video,
+    cmd = [sys.executable, DEMO, "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--input", video,
            "--output", str(out), "--device", "cpu"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -95,7 +85,7 @@ def test_demo_writes_an_annotated_video_with_every_frame(ckpt, video, tmp_path):
     assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]
 
 
-def test_demo_on_an_image_folder_with_a_reference(ckpt, tmp_path, capsys):
+def test_demo_on_an_image_folder_with_a_reference(quickstart_ckpt, tmp_path, capsys):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     for name, i in (("a.jpg", 0), ("sub/b.png", 3)):
@@ -103,7 +93,7 @@ def test_demo_on_an_image_folder_with_a_reference(ckpt, tmp_path, capsys):
     ref = tmp_path / "ref.png"
     cv2.imwrite(str(ref), _frame(1))
     out = tmp_path / "out"
-    rc = demo.main(["--config-file", QUICKSTART, "--ckpt", ckpt, "--input", str(src), "--output", str(out),
+    rc = demo.main(["--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--input", str(src), "--output", str(out),
                     "--reference", str(ref), "--device", "cpu", "--detector", "haar"])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -118,8 +108,8 @@ def _error(argv, capsys):
     return rc, capsys.readouterr().err
 
 
-def test_unreadable_inputs_are_clear_errors(ckpt, tmp_path, capsys):
-    base = ["--config-file", QUICKSTART, "--ckpt", ckpt, "--device", "cpu"]
+def test_unreadable_inputs_are_clear_errors(quickstart_ckpt, tmp_path, capsys):
+    base = ["--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--device", "cpu"]
     missing = str(tmp_path / "missing.mp4")
     rc, err = _error(base + ["--input", missing], capsys)
     assert rc == 2 and f"input not found: {missing}" in err
@@ -134,8 +124,8 @@ def test_unreadable_inputs_are_clear_errors(ckpt, tmp_path, capsys):
     assert rc == 2 and "no images" in err
 
 
-def test_absent_camera_is_a_clear_error(ckpt, capsys):
-    rc, err = _error(["--config-file", QUICKSTART, "--ckpt", ckpt, "--input", "9"], capsys)
+def test_absent_camera_is_a_clear_error(quickstart_ckpt, capsys):
+    rc, err = _error(["--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--input", "9"], capsys)
     assert rc == 2 and "no camera at index 9" in err
 
 
@@ -145,6 +135,6 @@ def _headless():
 
 
 @pytest.mark.skipif(not _headless(), reason="this OpenCV has GUI support")
-def test_show_without_gui_support_says_so(ckpt, video, capsys):
-    rc, err = _error(["--config-file", QUICKSTART, "--ckpt", ckpt, "--input", video, "--show"], capsys)
+def test_show_without_gui_support_says_so(quickstart_ckpt, video, capsys):
+    rc, err = _error(["--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--input", video, "--show"], capsys)
     assert rc == 2 and "--show needs OpenCV with GUI support" in err

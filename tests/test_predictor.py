@@ -25,15 +25,6 @@ ASTRONAUT_FACE = (175, 55, 275, 180)
 
 
 @pytest.fixture(scope="module")
-def quickstart_ckpt(tmp_path_factory):
-    """The quickstart model (64 px ResNet18 embedding), untrained, saved as training saves it."""
-    out = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    Checkpointer(build_model(load_config(QUICKSTART)), save_dir=str(out)).save("model_final", 0)
-    return str(out / "model_final.pth")
-
-
-@pytest.fixture(scope="module")
 def predictor(quickstart_ckpt):
     return ExpressionPredictor.from_config(QUICKSTART, quickstart_ckpt, device="cpu")
 

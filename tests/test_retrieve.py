@@ -6,15 +6,11 @@ import os
 import cv2
 import numpy as np
 import pytest
-import torch
 from skimage import data
 
-from fec.config import load_config
 from fec.data.datasets.synthetic import SyntheticTripletDataset
-from fec.modeling import build_model
 from fec.predictor import ExpressionPredictor
 from fec.predictor.retrieval import build_index, load_index, nearest
-from fec.utils.checkpoint import Checkpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -23,12 +19,6 @@ retrieve = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(retrieve)
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    Checkpointer(build_model(load_config(QUICKSTART)), save_dir=str(out)).save("model_final", 0)
-    return str(out / "model_final.pth")
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +33,9 @@ def faces_dir(tmp_path_factory):
     return out
 
 
-def test_query_returns_the_query_image_first_and_writes_the_grid(ckpt, faces_dir, tmp_path, capsys):
+def test_query_returns_the_query_image_first_and_writes_the_grid(quickstart_ckpt, faces_dir, tmp_path, capsys):
     index_path = str(tmp_path / "faces.npz")
-    rc = retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", ckpt, "--images", str(faces_dir),
+    rc = retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--images", str(faces_dir),
                         "--out", index_path, "--detector", "none", "--device", "cpu"])
     assert rc == 0
     index = load_index(index_path)
@@ -69,7 +59,7 @@ def test_query_returns_the_query_image_first_and_writes_the_grid(ckpt, faces_dir
         assert picture is not None and picture.shape[0] > 2 * 128 and picture.shape[1] == 5 * (128 + 4)
 
 
-def test_index_with_a_detector_stores_boxes_and_skips_faceless_images(ckpt, tmp_path, capsys):
+def test_index_with_a_detector_stores_boxes_and_skips_faceless_images(quickstart_ckpt, tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
     rgb = data.astronaut()
@@ -77,7 +67,7 @@ def test_index_with_a_detector_stores_boxes_and_skips_faceless_images(ckpt, tmp_
     cv2.imwrite(str(photos / "mirrored.png"), cv2.cvtColor(np.ascontiguousarray(rgb[:, ::-1]), cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(photos / "wall.png"), np.full((200, 300, 3), 128, np.uint8))
     index_path = str(tmp_path / "photos.npz")
-    assert retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", ckpt, "--images", str(photos),
+    assert retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--images", str(photos),
                           "--out", index_path, "--device", "cpu"]) == 0
     index = load_index(index_path)
     assert sorted(index.paths.tolist()) == ["astronaut.png", "mirrored.png"]
@@ -91,9 +81,9 @@ def test_index_with_a_detector_stores_boxes_and_skips_faceless_images(ckpt, tmp_
     assert cv2.imread(str(grid)).shape[1] == 3 * (128 + 4)
 
 
-def test_an_interrupted_index_resumes_to_the_same_index(ckpt, faces_dir, tmp_path):
-    p = ExpressionPredictor.from_config(QUICKSTART, ckpt, detector="none", device="cpu", batch_size=4)
-    full = build_index(p, str(faces_dir), str(tmp_path / "full.npz"), ckpt, progress=False)
+def test_an_interrupted_index_resumes_to_the_same_index(quickstart_ckpt, faces_dir, tmp_path):
+    p = ExpressionPredictor.from_config(QUICKSTART, quickstart_ckpt, detector="none", device="cpu", batch_size=4)
+    full = build_index(p, str(faces_dir), str(tmp_path / "full.npz"), quickstart_ckpt, progress=False)
 
     out = str(tmp_path / "resumed.npz")
     calls = []
@@ -107,13 +97,13 @@ def test_an_interrupted_index_resumes_to_the_same_index(ckpt, faces_dir, tmp_pat
 
     p.predict_rgb = interrupted
     with pytest.raises(KeyboardInterrupt):
-        build_index(p, str(faces_dir), out, ckpt, save_every_s=0, progress=False)
+        build_index(p, str(faces_dir), out, quickstart_ckpt, save_every_s=0, progress=False)
     partial = load_index(out + ".partial")
     assert len(partial.done) == 8 and len(partial) == 8 and not os.path.exists(out)
 
     calls.clear()
     p.predict_rgb = predict
-    resumed = build_index(p, str(faces_dir), out, ckpt, progress=False)
+    resumed = build_index(p, str(faces_dir), out, quickstart_ckpt, progress=False)
     assert not os.path.exists(out + ".partial")
     assert resumed.paths.tolist() == full.paths.tolist()
     np.testing.assert_allclose(resumed.embeddings, full.embeddings, atol=1e-6)
@@ -121,7 +111,7 @@ def test_an_interrupted_index_resumes_to_the_same_index(ckpt, faces_dir, tmp_pat
     assert order[0] == 3 and dist[0] < 1e-9
 
 
-def test_errors_name_the_problem(ckpt, faces_dir, tmp_path, capsys):
+def test_errors_name_the_problem(quickstart_ckpt, faces_dir, tmp_path, capsys):
     assert retrieve.main(["query", str(tmp_path / "none.npz"), str(faces_dir / "face_01.png")]) == 2
     assert "index not found" in capsys.readouterr().err
     not_index = tmp_path / "x.npz"
@@ -130,6 +120,6 @@ def test_errors_name_the_problem(ckpt, faces_dir, tmp_path, capsys):
     assert "not a fec retrieval index" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", ckpt, "--images", str(empty),
+    assert retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--images", str(empty),
                           "--out", str(tmp_path / "e.npz")]) == 2
     assert "no images under" in capsys.readouterr().err
