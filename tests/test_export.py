@@ -7,10 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from fec.config import load_config
-from fec.modeling import build_model
 from fec.predictor.export import ExportModule, check_parity, export_torchscript, load_exported, sample_faces
-from fec.utils.checkpoint import Checkpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -20,17 +17,10 @@ spec.loader.exec_module(export_tool)
 
 
 @pytest.fixture(scope="module")
-def model_and_ckpt(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    model = build_model(load_config(QUICKSTART))
-    # Non-trivial BatchNorm statistics, as a trained model has: the export must use them.
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
-    Checkpointer(model, save_dir=str(out)).save("model_final", 0)
-    return model.eval(), str(out / "model_final.pth")
+def model_and_ckpt(quickstart_model, quickstart_ckpt):
+    # Its BatchNorm statistics are not the initial ones, as a trained model's are not:
+    # the export must use them.
+    return quickstart_model, quickstart_ckpt
 
 
 def _check_against_pytorch(model, path, fmt):

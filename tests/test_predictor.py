@@ -69,9 +69,10 @@ def test_paths_pil_rgb_and_bgr_arrays_give_the_same_faces(predictor, tmp_path):
     for face in (by_path, by_pil, by_bgr):
         np.testing.assert_allclose(face.box, ref.box, atol=1e-3)
         np.testing.assert_allclose(face.embedding, ref.embedding, atol=1e-5)
-    # Read as RGB, a BGR array is another picture: the colour order matters.
+    # Read as RGB, a BGR array is another picture: the colour order matters (an
+    # untrained embedding moves little, but ten times more than the tolerance above).
     swapped = predictor(np.ascontiguousarray(rgb[..., ::-1]))
-    assert not swapped or np.abs(swapped[0].embedding - ref.embedding).max() > 1e-3
+    assert not swapped or np.abs(swapped[0].embedding - ref.embedding).max() > 1e-4
 
 
 def test_a_batch_goes_through_the_model_at_once(predictor):

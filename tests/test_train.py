@@ -17,6 +17,8 @@ TINY = [
     "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "20", "SOLVER.CHECKPOINT_PERIOD", "10",
     "SOLVER.WARMUP_ITERS", "5", "SOLVER.BASE_LR", "0.01",
     "DATALOADER.NUM_WORKERS", "0", "LOG_PERIOD", "5", "TEST.IMS_PER_BATCH", "16",
+    # The quickstart from scratch, backbone trained, every sampled triplet kept.
+    "MODEL.WEIGHTS", "", "MODEL.BACKBONE.FREEZE_AT", "0", "DATASETS.SYNTHETIC.MIN_GAP", "0.0",
 ]
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint: python tools/test_net.py --config-file F [--ckpt P] [KEY VALUE ...]
 
-Without --ckpt: MODEL.WEIGHTS, else OUTPUT_DIR's last checkpoint. Several processes
+Without --ckpt: OUTPUT_DIR's last checkpoint (what training wrote), else MODEL.WEIGHTS. Several processes
 (bash inference.sh NPROC ..., or torchrun) each embed a contiguous shard of the test
 images once; rank 0 scores the gathered outputs."""
 import os
@@ -23,9 +23,11 @@ def main(argv=None):
     device = resolve_device(cfg)
     model = build_model(cfg).to(device)
     checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
-    ckpt = args.ckpt or cfg.MODEL.WEIGHTS or checkpointer.last_checkpoint()
+    # A config's MODEL.WEIGHTS are often the starting weights of its training (another
+    # architecture's), so what training wrote into OUTPUT_DIR comes first.
+    ckpt = args.ckpt or checkpointer.last_checkpoint() or cfg.MODEL.WEIGHTS
     if not ckpt:
-        parser.error(f"no checkpoint: give --ckpt, MODEL.WEIGHTS, or train into OUTPUT_DIR ({cfg.OUTPUT_DIR}) first")
+        parser.error(f"no checkpoint: give --ckpt, train into OUTPUT_DIR ({cfg.OUTPUT_DIR}) first, or set MODEL.WEIGHTS")
     checkpointer.load(ckpt, resume=False)
     results = run_test(cfg, model, is_distributed=comm.get_world_size() > 1)
     comm.shutdown()

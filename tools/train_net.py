@@ -47,6 +47,10 @@ def train(cfg, args, logger):
     elif args.resume:
         logger.info("--resume: no checkpoint in %s, starting from scratch", cfg.OUTPUT_DIR)
     if not last and cfg.MODEL.WEIGHTS:
+        if not os.path.isfile(cfg.MODEL.WEIGHTS):
+            raise FileNotFoundError(f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS} does not exist: train the run that writes it "
+                                    f"first (for config/quickstart.yaml: bash train.sh, or config/quickstart_pretrain.yaml), "
+                                    f"or set MODEL.WEIGHTS \"\" to start from scratch")
         checkpointer.load(cfg.MODEL.WEIGHTS, resume=False, skip_prefixes=cfg.MODEL.WEIGHTS_SKIP)
     loader = make_data_loader(cfg, is_train=True, is_distributed=distributed, start_iter=start_iter)
     writers = EventWriters(cfg.OUTPUT_DIR, comm.is_main_process())

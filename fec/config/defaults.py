@@ -16,7 +16,8 @@ _C.MODEL = CN()
 # loss it trains with. "TripletEmbeddingNet" is the FEC expression embedding;
 # "Classifier" (expression classes, MODEL.CLASSIFIER), "AffectRegressor" (valence and
 # arousal, MODEL.REGRESSOR) and "ClassifierRegressor" (both heads on one backbone)
-# train on FER2013 / AffectNet style datasets.
+# train on FER2013 / AffectNet style datasets; "IntensityRegressor" (MODEL.INTENSITY)
+# on per-face intensities such as action units.
 _C.MODEL.META_ARCHITECTURE = "TripletEmbeddingNet"
 # "auto" picks cuda when a GPU is visible, else cpu; or "cpu", "cuda", "cuda:1".
 _C.MODEL.DEVICE = "auto"
@@ -38,12 +39,12 @@ _C.MODEL.PIXEL_STD = []
 _C.MODEL.BACKBONE = CN()
 # Backbone by registry name: "resnet18", "inception_nn2", "inception_resnet_v1",
 # "mobilenet_v2", "deep_emotion" (Deep-Emotion's spatial transformer and conv net,
-# made for 48x48 faces).
+# made for 48x48 faces), "convnet" (a small plain conv net for the CPU quickstart).
 _C.MODEL.BACKBONE.NAME = "resnet18"
 # Where the backbone is cut: the name of its last kept stage. Empty: its default
 # (resnet18 "layer4"; inception_nn2 "inception_4e", as in the FEC paper;
 # inception_resnet_v1 "repeat_2"; mobilenet_v2 "last_conv", 1280 channels;
-# deep_emotion "fc", its 50-d hidden layer).
+# deep_emotion "fc", its 50-d hidden layer; convnet "stage3").
 _C.MODEL.BACKBONE.CUT_AT = ""
 # Pretrained weights: "" (random init), "imagenet" (resnet18, mobilenet_v2), "vggface2" or
 # "casia-webface" (inception_resnet_v1); these download, so they need the network.
@@ -53,6 +54,9 @@ _C.MODEL.BACKBONE.WEIGHTS = ""
 # (0: train everything; 2: stem and layer1 of resnet18; -1: the whole backbone, as
 # the FEC paper does with its pretrained FaceNet).
 _C.MODEL.BACKBONE.FREEZE_AT = 0
+# Width of the first stage of "convnet" (later stages 2x and 4x); other backbones
+# ignore it.
+_C.MODEL.BACKBONE.WIDTH = 32
 
 _C.MODEL.HEAD = CN()
 # Embedding head by registry name: "dense" (DenseNet block) or "conv3x3".
@@ -99,6 +103,14 @@ _C.MODEL.REGRESSOR.LOSS = "mse"
 _C.MODEL.REGRESSOR.DROPOUT = 0.0
 # Weight of loss_va in the total loss.
 _C.MODEL.REGRESSOR.LOSS_WEIGHT = 1.0
+
+# Intensity regression ("IntensityRegressor"): global average pool → dropout → linear
+# layer with one output per name, mean squared error. The default names are the
+# synthetic faces' expression dimensions (catalog synthetic_intensity_*), which the
+# quickstart's backbone is pretrained on.
+_C.MODEL.INTENSITY = CN()
+_C.MODEL.INTENSITY.NAMES = ["smile", "mouth_open", "brow_raise", "brow_tilt", "eye_open", "nose_wrinkle"]
+_C.MODEL.INTENSITY.DROPOUT = 0.0
 
 # ---------------------------------------------------------------------------- #
 # Input

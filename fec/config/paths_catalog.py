@@ -27,6 +27,9 @@ Expression datasets, by task (what the model is trained and evaluated on):
   ``synthetic_affect_*`` (``_train``, ``_test``): the same on synthetic faces rendered
   on the fly, no files needed (tools/make_synthetic_expressions.py writes them as
   FER2013 and AffectNet files).
+- ``synthetic_intensity_train``, ``synthetic_intensity_test``: AffectNet-style synthetic
+  faces labelled with their six expression intensities (``intensity``, like action-unit
+  intensities), what the quickstart pretrains its backbone on.
 """
 import os
 
@@ -70,6 +73,8 @@ DATASETS.update({
     "synthetic_affectnet_va_test": ("SyntheticAffectDataset", _synthetic("test", "affectnet", "regression")),
     "synthetic_affect_train": ("SyntheticAffectDataset", _synthetic("train", "affectnet", "affect")),
     "synthetic_affect_test": ("SyntheticAffectDataset", _synthetic("test", "affectnet", "affect")),
+    "synthetic_intensity_train": ("SyntheticAffectDataset", _synthetic("train", "affectnet", "intensity")),
+    "synthetic_intensity_test": ("SyntheticAffectDataset", _synthetic("test", "affectnet", "intensity")),
 })
 
 _PATH_ARGS = ("csv", "image_dir")

@@ -6,7 +6,7 @@ optional ``artifacts(results)`` returns {file name: bytes} to save beside result
 """
 from fec.utils.registry import Registry
 
-from .affect import AffectEvaluator, RegressionEvaluator, regression_metrics, valence_arousal_metrics
+from .affect import AffectEvaluator, IntensityEvaluator, RegressionEvaluator, regression_metrics, valence_arousal_metrics
 from .classification import ClassificationEvaluator, classification_metrics, confusion_matrix
 from .triplet import TripletEvaluator, evaluate_triplets
 
@@ -15,6 +15,7 @@ EVALUATORS.register("triplet", TripletEvaluator)
 EVALUATORS.register("classification", ClassificationEvaluator)
 EVALUATORS.register("regression", RegressionEvaluator)
 EVALUATORS.register("affect", AffectEvaluator)
+EVALUATORS.register("intensity", IntensityEvaluator)
 
 
 def build_evaluator(dataset):

@@ -1,5 +1,6 @@
 """Valence/arousal regression: RMSE, CCC, Pearson correlation and sign agreement (SAGR)
-per dimension; and the evaluator of datasets that have both classes and valence/arousal."""
+per dimension; the evaluator of datasets that have both classes and valence/arousal;
+and that of named intensities (e.g. action units)."""
 import numpy as np
 import torch
 
@@ -67,6 +68,32 @@ class RegressionEvaluator:
     @staticmethod
     def summary(results):
         return f"{results['count']} samples; {_va_summary(results)}"
+
+
+class IntensityEvaluator:
+    """Scores the gathered ``intensities`` of an intensity dataset: the metrics of
+    ``regression_metrics`` per named column, and their means over the columns."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __call__(self, predictions):
+        pred = get_output(predictions, "intensities", "an IntensityRegressor").numpy()
+        target = torch.as_tensor(self.dataset.intensities).float().numpy()
+        names = list(self.dataset.intensity_names)
+        if pred.shape != target.shape:
+            raise ValueError(f"the model predicts {pred.shape[1]} intensities per face (MODEL.INTENSITY.NAMES), "
+                             f"dataset {self.dataset.name} has {target.shape[1]} ({', '.join(names)})")
+        per_name = {name: regression_metrics(pred[:, i], target[:, i]) for i, name in enumerate(names)}
+        means = {k: float(np.mean([m[k] for m in per_name.values()])) for k in ("rmse", "ccc", "pcc")}
+        return {"count": int(len(pred)), "mean": means, "per_name": per_name}
+
+    @staticmethod
+    def summary(results):
+        m = results["mean"]
+        parts = [f"{name} {r['rmse']:.3f}" for name, r in results["per_name"].items()]
+        return (f"{results['count']} samples; mean RMSE {m['rmse']:.4f}, CCC {m['ccc']:.4f}, PCC {m['pcc']:.4f}\n"
+                f"  RMSE per intensity: {', '.join(parts)}")
 
 
 class AffectEvaluator:

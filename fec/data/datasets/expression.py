@@ -8,6 +8,8 @@ An expression dataset holds N face images, each with an expression label, a
 - ``"regression"``: item ``{"image", "valence_arousal", "index"}``;
   ``valence_arousal`` (N, 2) float32 in [-1, 1].
 - ``"affect"``: both.
+- ``"intensity"``: item ``{"image", "intensities", "index"}``; ``intensities`` (N, K)
+  float32, one column per name in ``intensity_names`` (e.g. action-unit intensities).
 
 ``image`` is a 3×S×S uint8 tensor (S = INPUT.SIZE; grey images are replicated to three
 channels), ``label`` an int64 scalar tensor, ``valence_arousal`` a float32 (2,)
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-TASKS = ("classification", "regression", "affect")
+TASKS = ("classification", "regression", "affect", "intensity")
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 AFFECTNET_CLASSES = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
@@ -32,7 +34,8 @@ def grey_to_rgb(img):
 class ExpressionDataset(Dataset):
     """Subclasses implement ``load_image(i)`` → H×W×3 uint8 RGB array."""
 
-    def __init__(self, name, task, class_names, labels=None, valence_arousal=None, is_train=True, source=None):
+    def __init__(self, name, task, class_names, labels=None, valence_arousal=None, is_train=True, source=None,
+                 intensities=None, intensity_names=()):
         # ``source``: the file the data came from, named in errors.
         self.source = source or name
         if task not in TASKS:
@@ -50,6 +53,15 @@ class ExpressionDataset(Dataset):
             raise ValueError(f"{name}: task {task!r} needs valence/arousal values")
         if self._labels is not None and self._va is not None and len(self._labels) != len(self._va):
             raise ValueError(f"{name}: {len(self._labels)} labels but {len(self._va)} valence/arousal pairs")
+        self.intensity_names = list(intensity_names)
+        self._intensities = None
+        if intensities is not None:
+            self._intensities = torch.as_tensor(np.asarray(intensities, dtype=np.float32))
+            if self._intensities.dim() != 2 or self._intensities.shape[1] != len(self.intensity_names):
+                raise ValueError(f"{name}: intensities must be (N, {len(self.intensity_names)}), one column per "
+                                 f"name in {self.intensity_names}, got {tuple(self._intensities.shape)}")
+        if task == "intensity" and self._intensities is None:
+            raise ValueError(f"{name}: task 'intensity' needs intensity values")
         # Set by make_data_loader: callable(H×W×3 uint8 array, torch.Generator or None)
         # returning a 3×S×S uint8 tensor.
         self.transform = None
@@ -68,6 +80,13 @@ class ExpressionDataset(Dataset):
         if self._va is None:
             raise ValueError(f"{self.source} has no valence/arousal values")
         return self._va
+
+    @property
+    def intensities(self):
+        """(N, K) float32 intensities, columns as ``intensity_names``."""
+        if self._intensities is None:
+            raise ValueError(f"{self.source} has no intensity values")
+        return self._intensities
 
     @property
     def has_labels(self):
@@ -93,8 +112,10 @@ class ExpressionDataset(Dataset):
         item = {"image": image, "index": index}
         # Fresh tensors, not views: a view would carry the whole (N,) storage with it.
         # An unlabelled file (prediction only) gives items without a label.
-        if self.task != "regression" and self._labels is not None:
+        if self.task in ("classification", "affect") and self._labels is not None:
             item["label"] = torch.tensor(int(self._labels[index]), dtype=torch.int64)
-        if self.task != "classification":
+        if self.task in ("regression", "affect"):
             item["valence_arousal"] = self._va[index].clone()
+        if self.task == "intensity":
+            item["intensities"] = self._intensities[index].clone()
         return item

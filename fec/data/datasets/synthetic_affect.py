@@ -25,7 +25,7 @@ import numpy as np
 
 from .base import DATASETS
 from .expression import AFFECTNET_CLASSES, FER2013_CLASSES, ExpressionDataset, grey_to_rgb
-from .synthetic import CATEGORY_NAMES, EXPRESSION_SPREAD, PROTOTYPES, random_identities, render_face
+from .synthetic import CATEGORY_NAMES, EXPRESSION_NAMES, EXPRESSION_SPREAD, PROTOTYPES, random_identities, render_face
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ class SyntheticAffectDataset(ExpressionDataset):
     """``num_images`` synthetic faces of one split, ``images_per_identity`` per person
     (splits never share a person). Each face's class is drawn uniformly among the
     style's classes, its expression is that prototype plus Gaussian spread (clipped to
-    [-1, 1]); its label and valence/arousal are then functions of the expression.
+    [-1, 1]); its label and valence/arousal are then functions of the expression, and
+    its intensities (task "intensity") are the expression itself, one per EXPRESSION_NAMES.
 
     Attributes beyond ExpressionDataset's: ``style``, ``expression_vectors`` (N, 6)
     float32, ``identities``, ``identity_of`` (N,) int64, ``render_size``.
@@ -113,7 +114,8 @@ class SyntheticAffectDataset(ExpressionDataset):
         self.expression_vectors = np.clip(prototypes[drawn] + spread, -1, 1).astype(np.float32)
         labels = expression_class(self.expression_vectors, style)
         va = valence_arousal(self.expression_vectors)
-        super().__init__(f"synthetic_{style}_{split}", task, class_names, labels, va, is_train)
+        super().__init__(f"synthetic_{style}_{split}", task, class_names, labels, va, is_train,
+                         intensities=self.expression_vectors, intensity_names=EXPRESSION_NAMES)
         counts = np.bincount(labels, minlength=len(class_names))
         logger.info("%s (%s): %d faces of %d identities; per class %s", self.name, task, num_images,
                     num_identities, ", ".join(f"{c} {n}" for c, n in zip(class_names, counts.tolist())))

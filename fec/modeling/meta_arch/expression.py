@@ -1,9 +1,11 @@
 """Expression classes and valence/arousal: a backbone and one linear head per task.
 
 Registered as "Classifier" (classes only), "AffectRegressor" (valence and arousal
-only) and "ClassifierRegressor" (both on one backbone). The heads live under
-``heads.classifier`` and ``heads.regressor``, so ``MODEL.WEIGHTS_SKIP ["heads."]``
-starts any of them from another's backbone.
+only), "ClassifierRegressor" (both on one backbone) and "IntensityRegressor" (one
+output per MODEL.INTENSITY.NAMES, e.g. action-unit intensities). The heads live under
+``heads.classifier``, ``heads.regressor`` and ``heads.intensity``, so
+``MODEL.WEIGHTS_SKIP ["heads."]`` starts any of them, or a triplet embedding, from
+another's backbone.
 """
 import torch
 import torch.nn.functional as F
@@ -33,16 +35,19 @@ class ExpressionNet(RawPixelModel):
 
     Eval mode: ``forward({"image": ...})`` → ``{"logits": (N, C)}`` with a classifier
     head and ``{"valence_arousal": (N, 2)}`` with a regressor head (both when both).
+    and ``{"intensities": (N, K)}`` with an intensity head.
     Train mode: the batch also holds ``"label"`` (N,) int64 and/or
-    ``"valence_arousal"`` (N, 2) float → ``{"loss_cls": ..., "loss_va": ...}``.
+    ``"valence_arousal"`` (N, 2) float → ``{"loss_cls": ..., "loss_va": ...}``, or
+    ``"intensities"`` (N, K) float → ``{"loss_intensity": ...}`` (mean squared error).
     """
 
     def __init__(self, backbone, pixel_mean, pixel_std, num_classes=0, regress=False,
                  cls_dropout=0.0, va_dropout=0.0, class_weights=(), label_smoothing=0.0,
-                 va_loss="mse", cls_loss_weight=1.0, va_loss_weight=1.0):
+                 va_loss="mse", cls_loss_weight=1.0, va_loss_weight=1.0, num_intensities=0,
+                 intensity_dropout=0.0):
         super().__init__(pixel_mean, pixel_std)
-        if not num_classes and not regress:
-            raise ValueError("a model needs a classifier head, a regressor head, or both")
+        if not num_classes and not regress and not num_intensities:
+            raise ValueError("a model needs a classifier head, a regressor head, or an intensity head")
         if va_loss not in ("mse", "ccc"):
             raise ValueError(f"MODEL.REGRESSOR.LOSS must be mse or ccc, got {va_loss!r}")
         self.backbone = backbone
@@ -51,6 +56,8 @@ class ExpressionNet(RawPixelModel):
             self.heads["classifier"] = LinearHead(backbone.out_channels, num_classes, cls_dropout)
         if regress:
             self.heads["regressor"] = LinearHead(backbone.out_channels, 2, va_dropout)
+        if num_intensities:
+            self.heads["intensity"] = LinearHead(backbone.out_channels, num_intensities, intensity_dropout)
         self.num_classes = int(num_classes)
         self.label_smoothing = float(label_smoothing)
         self.va_loss = va_loss
@@ -69,6 +76,8 @@ class ExpressionNet(RawPixelModel):
             out["logits"] = self.heads["classifier"](features).float()
         if "regressor" in self.heads:
             out["valence_arousal"] = self.heads["regressor"](features).float()
+        if "intensity" in self.heads:
+            out["intensities"] = self.heads["intensity"](features).float()
         return out
 
     def forward(self, batch):
@@ -90,6 +99,12 @@ class ExpressionNet(RawPixelModel):
             pred = out["valence_arousal"]
             loss = F.mse_loss(pred, target) if self.va_loss == "mse" else ccc_loss(pred, target)
             losses["loss_va"] = self.va_loss_weight * loss
+        if "intensities" in out:
+            target = self._target(batch, "intensities").float()
+            if target.shape != out["intensities"].shape:
+                raise ValueError(f"the dataset gives {tuple(target.shape[1:])} intensities per face, the model "
+                                 f"predicts {out['intensities'].shape[1]} (MODEL.INTENSITY.NAMES)")
+            losses["loss_intensity"] = F.mse_loss(out["intensities"], target)
         return losses
 
     def _target(self, batch, key):
@@ -99,7 +114,7 @@ class ExpressionNet(RawPixelModel):
         return torch.as_tensor(batch[key]).to(self.device, non_blocking=True)
 
 
-def build_expression_net(cfg, classify, regress):
+def build_expression_net(cfg, classify, regress, intensities=False):
     backbone = BACKBONES[cfg.MODEL.BACKBONE.NAME](cfg)
     c, r = cfg.MODEL.CLASSIFIER, cfg.MODEL.REGRESSOR
     return ExpressionNet(
@@ -115,6 +130,8 @@ def build_expression_net(cfg, classify, regress):
         va_loss=r.LOSS,
         cls_loss_weight=c.LOSS_WEIGHT,
         va_loss_weight=r.LOSS_WEIGHT,
+        num_intensities=len(cfg.MODEL.INTENSITY.NAMES) if intensities else 0,
+        intensity_dropout=cfg.MODEL.INTENSITY.DROPOUT,
     )
 
 
@@ -131,3 +148,10 @@ def build_affect_regressor(cfg):
 @META_ARCHITECTURES.register("ClassifierRegressor")
 def build_classifier_regressor(cfg):
     return build_expression_net(cfg, classify=True, regress=True)
+
+
+@META_ARCHITECTURES.register("IntensityRegressor")
+def build_intensity_regressor(cfg):
+    if not len(cfg.MODEL.INTENSITY.NAMES):
+        raise ValueError("MODEL.INTENSITY.NAMES is empty: an IntensityRegressor needs one name per output")
+    return build_expression_net(cfg, classify=False, regress=False, intensities=True)
