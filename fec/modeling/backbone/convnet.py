@@ -5,8 +5,8 @@ Three stages after a stem; each halves the map and doubles the width. At width w
 stem conv 3x3/2 (w) → stage1 conv 3x3 (w) → stage2 conv 3x3/2 (2w), conv 3x3 (2w) →
 stage3 conv 3x3/2 (4w), conv 3x3 (4w). A 64 px input gives an 8x8 map.
 """
-from torch import nn
 
+from ..layers import ConvBNReLU
 from ..registry import BACKBONES
 from .base import Backbone, check_cut, finish_backbone, parse_weights
 
@@ -18,14 +18,6 @@ _STAGES = {
 }
 # child → (output width as a multiple of w, stride)
 _LAYERS = {"conv1": (1, 2), "conv2": (1, 1), "conv3": (2, 2), "conv4": (2, 1), "conv5": (4, 2), "conv6": (4, 1)}
-
-
-def _conv_bn_relu(in_channels, out_channels, stride):
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class ConvNet(Backbone):
@@ -44,7 +36,7 @@ class ConvNet(Backbone):
         channels = 3
         for child in children:
             out = _LAYERS[child][0] * width
-            self.add_module(child, _conv_bn_relu(channels, out, _LAYERS[child][1]))
+            self.add_module(child, ConvBNReLU(channels, out, 3, _LAYERS[child][1]))
             channels = out
 
 

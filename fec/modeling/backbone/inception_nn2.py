@@ -7,17 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import ConvBNReLU
 from ..registry import BACKBONES
 from .base import Backbone, check_cut, finish_backbone, parse_weights
-
-
-class ConvBNReLU(nn.Sequential):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1):
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
 
 
 class L2Pool2d(nn.Module):

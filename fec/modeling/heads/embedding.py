@@ -8,15 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import ConvBNReLU
 from ..registry import HEADS
-
-
-def conv_bn_relu(in_channels, out_channels, kernel_size):
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class DenseLayer(nn.Module):
@@ -51,7 +44,7 @@ class EmbeddingHead(nn.Module):
 
     def __init__(self, in_channels, block, block_channels, hidden_dim, embedding_dim, dropout):
         super().__init__()
-        self.reduce = conv_bn_relu(in_channels, hidden_dim, 1)
+        self.reduce = ConvBNReLU(in_channels, hidden_dim, 1)
         self.block = block
         self.fc1 = nn.Linear(block_channels, hidden_dim)
         self.dropout = nn.Dropout(dropout)
@@ -78,5 +71,5 @@ def build_dense_head(cfg, in_channels):
 @HEADS.register("conv3x3")
 def build_conv3x3_head(cfg, in_channels):
     h = cfg.MODEL.HEAD
-    block = conv_bn_relu(h.HIDDEN_DIM, h.HIDDEN_DIM, 3)
+    block = ConvBNReLU(h.HIDDEN_DIM, h.HIDDEN_DIM, 3)
     return EmbeddingHead(in_channels, block, h.HIDDEN_DIM, h.HIDDEN_DIM, h.EMBEDDING_DIM, h.DROPOUT)
