@@ -19,10 +19,10 @@ import pytest
 from fec.config import load_config
 from fec.data import build_dataset
 from fec.data.fec_csv import crop_id, format_fec_row, read_fec_csv
-from fec.data.prepare import FetchOptions, PrepareOptions, prepare
-from fec.data.prepare.journal import Journal
-from fec.data.prepare.loopback import LoopbackImageServer
-from fec.data.prepare.plan import host_interleaved, shard_of
+from fec.prepare import FetchOptions, PrepareOptions, prepare
+from fec.prepare.journal import Journal
+from fec.prepare.plan import host_interleaved, shard_of
+from helpers.loopback import LoopbackImageServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "tools", "prepare_fec.py")

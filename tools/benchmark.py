@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 # Run from a checkout without installing the package.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 from fec.data.fec_csv import format_fec_row, read_fec_csv  # noqa: E402
 
@@ -174,7 +175,8 @@ def _write_photos(folder, n, width, height, seed):
 
 
 def _serve(folder, latency, queue, stop):
-    from fec.data.prepare.loopback import LoopbackImageServer
+    sys.path.insert(0, os.path.join(ROOT, "tests"))  # the tests' loopback server fixture
+    from helpers.loopback import LoopbackImageServer
 
     with LoopbackImageServer(folder, latency=latency) as server:
         queue.put(server.port)
@@ -184,7 +186,7 @@ def _serve(folder, latency, queue, stop):
 def _prepare_rate(folder, names, latency, workers, size):
     """(seconds, images/s) of prepare over ``names`` served with ``latency`` by a server
     in its own process (its threads do not share this process's interpreter)."""
-    from fec.data.prepare import FetchOptions, PrepareOptions, prepare
+    from fec.prepare import FetchOptions, PrepareOptions, prepare
 
     ctx = mp.get_context("spawn")
     queue, stop = ctx.Queue(), ctx.Event()

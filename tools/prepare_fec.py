@@ -16,9 +16,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from fec.data.prepare import FetchOptions, PrepareOptions, merge_shards, prepare  # noqa: E402
-from fec.data.prepare.image import FACE_CHECKS  # noqa: E402
-from fec.data.prepare.report import summary  # noqa: E402
+from fec.prepare import FetchOptions, PrepareOptions, merge_shards, prepare  # noqa: E402
+from fec.prepare.image import FACE_CHECKS  # noqa: E402
+from fec.prepare.report import summary  # noqa: E402
 
 
 def parse_args(argv=None):

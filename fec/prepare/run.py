@@ -1,5 +1,5 @@
 """The preparation run: plan, resume from the journal, download and crop
-(fec.data.prepare.workers), stop cleanly on Ctrl-C / SIGTERM, report when complete.
+(fec.prepare.workers), stop cleanly on Ctrl-C / SIGTERM, report when complete.
 
 Only the main thread writes the journal. On a stop request no new URL starts and the
 main thread waits a short grace period for URLs in flight, then returns: a thread stuck
