@@ -22,7 +22,7 @@ import cv2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from fec.engine.launch import default_argument_parser  # noqa: E402
+from fec.engine.defaults import default_argument_parser  # noqa: E402
 from fec.predictor import DETECTOR_NAMES, ExpressionPredictor, list_images, read_image  # noqa: E402
 from fec.predictor.draw import draw_faces, face_label  # noqa: E402
 from fec.predictor.images import IMAGE_EXTENSIONS  # noqa: E402

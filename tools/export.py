@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from fec.data.transforms import EvalTransform  # noqa: E402
-from fec.engine.launch import default_argument_parser  # noqa: E402
+from fec.engine.defaults import default_argument_parser  # noqa: E402
 from fec.modeling import build_model  # noqa: E402
 from fec.predictor import list_images, prediction_config, read_image  # noqa: E402
 from fec.predictor.export import (FORMATS, ExportModule, check_parity, export_onnx, export_torchscript,  # noqa: E402

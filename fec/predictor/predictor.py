@@ -25,7 +25,7 @@ from yacs.config import CfgNode
 from fec.config import load_config
 from fec.data.crop import BOX_EXPANSION, crop_face
 from fec.data.transforms import EvalTransform
-from fec.engine.launch import resolve_device
+from fec.engine.defaults import resolve_device
 from fec.modeling import build_model
 from fec.utils.checkpoint import Checkpointer
 

@@ -21,7 +21,7 @@ def get_rank():
 
 def get_local_rank():
     """This process's index on its machine (which GPU it uses): set by
-    ``fec.engine.launch.init_distributed``, else the launcher's LOCAL_RANK, else 0."""
+    ``fec.engine.defaults.init_distributed``, else the launcher's LOCAL_RANK, else 0."""
     if _LOCAL_RANK is not None:
         return _LOCAL_RANK
     return int(os.environ.get("LOCAL_RANK", 0))

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from fec.config import load_config
-from fec.engine.launch import default_argument_parser, dist_env, first_slurm_host
+from fec.engine.defaults import default_argument_parser, dist_env, first_slurm_host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
