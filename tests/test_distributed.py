@@ -14,7 +14,7 @@ import torch
 
 from fec.config import load_config
 from fec.data import build_dataset
-from fec.data.datasets.base import TRIPLET_TYPE_NAMES
+from fec.data.datasets.triplet import TRIPLET_TYPE_NAMES
 from fec.evaluation.triplet import triplet_correct
 from fec.modeling import build_model
 from fec.utils.checkpoint import Checkpointer

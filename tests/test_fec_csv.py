@@ -13,7 +13,7 @@ from skimage import data as skdata
 from fec.config import paths_catalog
 from fec.data import fec_csv
 from fec.data.datasets import DATASETS
-from fec.data.datasets.base import TRIPLET_TYPE_NAMES
+from fec.data.datasets.triplet import TRIPLET_TYPE_NAMES
 from fec.data.datasets.fec_triplets import FECTripletDataset
 from fec.data.fec_csv import crop_id, format_fec_row, read_fec_csv
 

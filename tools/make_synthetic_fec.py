@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fec.config import cfg as default_cfg  # noqa: E402
 from fec.data.crop import BOX_EXPANSION, crop_face  # noqa: E402
-from fec.data.datasets.base import TRIPLET_TYPE_NAMES  # noqa: E402
+from fec.data.datasets.triplet import TRIPLET_TYPE_NAMES  # noqa: E402
 from fec.data.datasets.synthetic import SyntheticTripletDataset  # noqa: E402
 from fec.data.fec_csv import crop_id, format_fec_row  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402

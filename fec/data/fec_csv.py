@@ -24,7 +24,7 @@ def crop_id(url, box):
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
 
 
-# Same order as fec.data.datasets.base.TRIPLET_TYPE_NAMES (not imported: that package
+# Same order as fec.data.datasets.triplet.TRIPLET_TYPE_NAMES (not imported: that package
 # imports this module).
 TRIPLET_TYPES = ("ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET")
 NUM_COLUMNS = 28

@@ -2,7 +2,7 @@
 is predicted correctly when d(a,b) < d(a,c) and d(a,b) < d(b,c). Ties are wrong."""
 import torch
 
-from fec.data.datasets.base import TRIPLET_TYPE_NAMES
+from fec.data.datasets.triplet import TRIPLET_TYPE_NAMES
 
 
 def triplet_correct(embeddings, triplets):

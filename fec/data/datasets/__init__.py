@@ -1,4 +1,4 @@
-from .base import DATASETS, TripletDataset  # noqa: F401
+from .triplet import DATASETS, TripletDataset  # noqa: F401
 from . import synthetic  # noqa: F401
 from . import fec_triplets  # noqa: F401
 from . import synthetic_affect  # noqa: F401

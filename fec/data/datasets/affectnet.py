@@ -32,7 +32,7 @@ from tqdm import tqdm
 from fec.data.crop import square_pixel_box
 from fec.utils import comm
 
-from .base import DATASETS
+from .triplet import DATASETS
 from .expression import AFFECTNET_CLASSES, ExpressionDataset
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import numpy as np
 
 from fec.data.fec_csv import read_fec_csv
 
-from .base import DATASETS, TripletDataset
+from .triplet import DATASETS, TripletDataset
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from fec.utils import comm
 from fec.utils.io import atomic_write
 
-from .base import DATASETS
+from .triplet import DATASETS
 from .expression import FER2013_CLASSES, ExpressionDataset, grey_to_rgb
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .base import DATASETS, TripletDataset
+from .triplet import DATASETS, TripletDataset
 
 logger = logging.getLogger(__name__)
 

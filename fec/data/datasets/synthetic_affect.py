@@ -23,7 +23,7 @@ import zlib
 import cv2
 import numpy as np
 
-from .base import DATASETS
+from .triplet import DATASETS
 from .expression import AFFECTNET_CLASSES, FER2013_CLASSES, ExpressionDataset, grey_to_rgb
 from .synthetic import CATEGORY_NAMES, EXPRESSION_NAMES, EXPRESSION_SPREAD, PROTOTYPES, random_identities, render_face
 
