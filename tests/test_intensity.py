@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from fec.config import load_config
 from fec.data import build_dataset
 from fec.data.datasets.expression import ExpressionDataset
-from fec.data.datasets.synthetic import EXPRESSION_NAMES
+from fec.data.datasets.synthetic_faces import EXPRESSION_NAMES
 from fec.data.datasets.synthetic_affect import SyntheticAffectDataset
 from fec.evaluation import EVALUATORS, build_evaluator
 from fec.evaluation.affect import IntensityEvaluator

@@ -9,18 +9,10 @@ import pytest
 
 from fec.config import cfg as default_cfg
 from fec.data.datasets import DATASETS
-from fec.data.datasets.synthetic import (
-    CATEGORY_NAMES,
-    EXPRESSION_NAMES,
-    NUM_ANNOTATORS,
-    PROTOTYPES,
-    Identity,
-    SyntheticTripletDataset,
-    majority,
-    random_identities,
-    render_face,
-    sample_triplets,
-    simulate_votes,
+from fec.data.datasets.synthetic import SyntheticTripletDataset
+from fec.data.datasets.synthetic_annotators import NUM_ANNOTATORS, majority, sample_triplets, simulate_votes
+from fec.data.datasets.synthetic_faces import (
+    CATEGORY_NAMES, EXPRESSION_NAMES, PROTOTYPES, Identity, random_identities, render_face,
 )
 from fec.data.fec_csv import crop_id
 
@@ -317,7 +309,7 @@ def test_writer_base_url_and_no_crops(tmp_path):
 
 
 def test_min_gap_keeps_only_clear_triplets_a_third_of_each_type():
-    from fec.data.datasets.synthetic import SyntheticTripletDataset, pair_distances
+    from fec.data.datasets.synthetic_annotators import pair_distances
 
     ds = SyntheticTripletDataset("test", 20, 8, 300, seed=1, min_gap=0.25, is_train=False)
     d = pair_distances(ds.expression_vectors, ds.triplets)

@@ -12,7 +12,7 @@ import torch
 
 from fec.config import load_config
 from fec.data import build_dataset
-from fec.data.datasets.synthetic import CATEGORY_NAMES, PROTOTYPES
+from fec.data.datasets.synthetic_faces import CATEGORY_NAMES, PROTOTYPES
 from fec.data.datasets.synthetic_affect import (
     AFFECTNET_PROTOTYPES,
     CIRCUMPLEX,

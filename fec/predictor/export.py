@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fec.data.datasets.synthetic import random_identities, render_face, sample_expressions
+from fec.data.datasets.synthetic_faces import random_identities, render_face, sample_expressions
 
 from .predictor import OUTPUT_KEYS
 
@@ -45,7 +45,7 @@ class ExportModule(nn.Module):
 
 
 def sample_faces(num, size, seed=0):
-    """(num, 3, size, size) uint8 synthetic faces (fec.data.datasets.synthetic): real
+    """(num, 3, size, size) uint8 synthetic faces (fec.data.datasets.synthetic_faces): real
     image statistics for the parity check, with nothing to download."""
     rng = np.random.default_rng(seed)
     identities = random_identities(rng, num)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .triplet import DATASETS
 from .expression import AFFECTNET_CLASSES, FER2013_CLASSES, ExpressionDataset, grey_to_rgb
-from .synthetic import CATEGORY_NAMES, EXPRESSION_NAMES, EXPRESSION_SPREAD, PROTOTYPES, random_identities, render_face
+from .synthetic_faces import CATEGORY_NAMES, EXPRESSION_NAMES, EXPRESSION_SPREAD, PROTOTYPES, random_identities, render_face
 
 logger = logging.getLogger(__name__)
 
