@@ -197,7 +197,7 @@ def test_confusion_matrix_png():
     assert decoded.shape[0] > 7 * 64 and _blue_cells(decoded) > 7 * 50 * 50
 
 
-@pytest.mark.parametrize("task,arch", [("classification", "Classifier"), ("regression", "AffectRegressor"),
+@pytest.mark.parametrize("task,arch", [("classification", "Classifier"), ("regression", "ValenceArousalRegressor"),
                                        ("affect", "ClassifierRegressor")])
 def test_inference_writes_results_and_png(task, arch, tmp_path):
     cfg = load_config(None, ["MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME", "deep_emotion",

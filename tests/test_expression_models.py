@@ -1,4 +1,4 @@
-"""Classifier, AffectRegressor and ClassifierRegressor; the deep_emotion and
+"""Classifier, ValenceArousalRegressor and ClassifierRegressor; the deep_emotion and
 mobilenet_v2 backbones; loss options; starting one model from another's checkpoint.
 CPU only, no network."""
 import logging
@@ -18,10 +18,10 @@ from fec.modeling.losses import ccc_loss, concordance_correlation
 from fec.modeling.registry import BACKBONES, META_ARCHITECTURES
 from fec.utils.checkpoint import Checkpointer
 
-ARCHS = ["Classifier", "AffectRegressor", "ClassifierRegressor"]
-OUTPUTS = {"Classifier": {"logits"}, "AffectRegressor": {"valence_arousal"},
+ARCHS = ["Classifier", "ValenceArousalRegressor", "ClassifierRegressor"]
+OUTPUTS = {"Classifier": {"logits"}, "ValenceArousalRegressor": {"valence_arousal"},
            "ClassifierRegressor": {"logits", "valence_arousal"}}
-LOSSES = {"Classifier": {"loss_cls"}, "AffectRegressor": {"loss_va"},
+LOSSES = {"Classifier": {"loss_cls"}, "ValenceArousalRegressor": {"loss_va"},
           "ClassifierRegressor": {"loss_cls", "loss_va"}}
 
 
@@ -57,6 +57,16 @@ def batch(num, size, num_classes=7, seed=0):
 def test_registered():
     assert {"deep_emotion", "mobilenet_v2"} <= set(BACKBONES)
     assert set(ARCHS) <= set(META_ARCHITECTURES)
+
+
+def test_former_name_affect_regressor_builds_the_same_model():
+    """Configs written before the rename keep working, and their checkpoints load."""
+    old, new = build("AffectRegressor", seed=3), build("ValenceArousalRegressor", seed=3)
+    assert type(old) is type(new)
+    assert old.state_dict().keys() == new.state_dict().keys()
+    for k, v in old.state_dict().items():
+        assert torch.equal(v, new.state_dict()[k]), k
+    assert set(old.eval()({"image": faces(2, 48)})) == {"valence_arousal"}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -265,7 +275,7 @@ def test_mse_and_ccc_losses_match_the_formulas():
     b = batch(4, 48)
     for loss, expected in (("mse", lambda o: F.mse_loss(o, b["valence_arousal"])),
                            ("ccc", lambda o: ccc_loss(o, b["valence_arousal"]))):
-        model = build("AffectRegressor", "deep_emotion", 48, "MODEL.REGRESSOR.LOSS", loss).eval()
+        model = build("ValenceArousalRegressor", "deep_emotion", 48, "MODEL.REGRESSOR.LOSS", loss).eval()
         with torch.no_grad():
             out = model({"image": b["image"]})["valence_arousal"]
         assert loss_without_randomness(model, b)["loss_va"].item() == pytest.approx(expected(out).item(), rel=1e-5)
@@ -285,7 +295,7 @@ def test_bad_targets_and_options_are_named():
     with pytest.raises(ValueError, match="CLASS_WEIGHTS needs 7"):
         make_cfg("Classifier", "deep_emotion", 48, "MODEL.CLASSIFIER.CLASS_WEIGHTS", "[1.0, 2.0]")
     with pytest.raises(ValueError, match="REGRESSOR.LOSS must be mse or ccc"):
-        make_cfg("AffectRegressor", "deep_emotion", 48, "MODEL.REGRESSOR.LOSS", "l1")
+        make_cfg("ValenceArousalRegressor", "deep_emotion", 48, "MODEL.REGRESSOR.LOSS", "l1")
 
 
 # -- starting from another model's checkpoint ----------------------------------------
@@ -305,7 +315,7 @@ def _trained_classifier(tmp_path):
 
 def test_regressor_starts_from_a_classifier_with_the_head_skipped_and_named(tmp_path, caplog):
     classifier, path = _trained_classifier(tmp_path)
-    regressor = build("AffectRegressor", seed=2)
+    regressor = build("ValenceArousalRegressor", seed=2)
     head_before = {k: v.clone() for k, v in regressor.heads.state_dict().items()}
     with pytest.raises(RuntimeError, match=r"unexpected keys: heads\.classifier\.fc\.weight.*missing keys"
                                            r"|missing keys: heads\.regressor\.fc\.weight"):

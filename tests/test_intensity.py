@@ -20,7 +20,7 @@ from fec.config import load_config
 from fec.data import build_dataset
 from fec.data.datasets.expression import ExpressionDataset
 from fec.data.datasets.synthetic_faces import EXPRESSION_NAMES
-from fec.data.datasets.synthetic_affect import SyntheticAffectDataset
+from fec.data.datasets.synthetic_expression import SyntheticExpressionDataset
 from fec.evaluation import EVALUATORS, build_evaluator
 from fec.evaluation.affect import IntensityEvaluator
 from fec.modeling import build_model
@@ -137,7 +137,7 @@ def test_convnet_bad_width_is_an_error():
 
 
 def test_synthetic_intensity_items():
-    ds = SyntheticAffectDataset("test", "affectnet", "intensity", 12, images_per_identity=4, render_size=32,
+    ds = SyntheticExpressionDataset("test", "affectnet", "intensity", 12, images_per_identity=4, render_size=32,
                                 is_train=False)
     assert ds.task == "intensity" and ds.intensity_names == list(EXPRESSION_NAMES)
     assert ds.intensities.shape == (12, 6) and ds.intensities.dtype == torch.float32

@@ -13,11 +13,11 @@ import torch
 from fec.config import load_config
 from fec.data import build_dataset
 from fec.data.datasets.synthetic_faces import CATEGORY_NAMES, PROTOTYPES
-from fec.data.datasets.synthetic_affect import (
+from fec.data.datasets.synthetic_expression import (
     AFFECTNET_PROTOTYPES,
     CIRCUMPLEX,
     FER_PROTOTYPES,
-    SyntheticAffectDataset,
+    SyntheticExpressionDataset,
     expression_class,
     valence_arousal,
 )
@@ -53,16 +53,16 @@ def test_valence_arousal_is_bounded_and_smooth():
 
 
 def test_dataset_is_deterministic_and_labels_follow_expressions():
-    a = SyntheticAffectDataset("train", "affectnet", "affect", 40, 8, seed=1, render_size=64)
-    b = SyntheticAffectDataset("train", "affectnet", "affect", 40, 8, seed=1, render_size=64)
+    a = SyntheticExpressionDataset("train", "affectnet", "affect", 40, 8, seed=1, render_size=64)
+    b = SyntheticExpressionDataset("train", "affectnet", "affect", 40, 8, seed=1, render_size=64)
     assert torch.equal(a.labels, b.labels) and np.array_equal(a.load_image(7), b.load_image(7))
     assert a.labels.tolist() == expression_class(a.expression_vectors, "affectnet").tolist()
     np.testing.assert_array_equal(a.valence_arousal.numpy(), valence_arousal(a.expression_vectors))
     assert len(a) == 40 and len(a.identities) == 5 and a.identity_of.tolist() == sorted(a.identity_of.tolist())
-    test = SyntheticAffectDataset("test", "affectnet", "affect", 40, 8, seed=1, render_size=64)
+    test = SyntheticExpressionDataset("test", "affectnet", "affect", 40, 8, seed=1, render_size=64)
     assert not np.array_equal(test.identities, a.identities)
     # Enough faces draw every class.
-    many = SyntheticAffectDataset("train", "fer", "classification", 400, 8)
+    many = SyntheticExpressionDataset("train", "fer", "classification", 400, 8)
     assert set(many.labels.tolist()) == set(range(7))
     img = many.load_image(0)
     assert img.shape == (48, 48, 3) and (img[..., 0] == img[..., 2]).all() and img.std() > 10

@@ -4,7 +4,7 @@
         [--train-images N] [--test-images N] [--images-per-identity K] [--seed S]
         [--affectnet-size 128] [--only fer2013|affectnet]
 
-Writes (fec.data.datasets.synthetic_affect: labels and valence/arousal are functions
+Writes (fec.data.datasets.synthetic_expression: labels and valence/arousal are functions
 of each face's expression vector):
 
     OUT/fer2013/fer2013.csv          emotion,pixels,Usage: the 48×48 grey "fer" faces of
@@ -40,7 +40,7 @@ from make_synthetic_fec import encode_jpeg, paste_in_photo  # noqa: E402
 
 from fec.config import cfg as default_cfg  # noqa: E402
 from fec.data.datasets.affectnet import COLUMNS  # noqa: E402
-from fec.data.datasets.synthetic_affect import SyntheticAffectDataset  # noqa: E402
+from fec.data.datasets.synthetic_expression import SyntheticExpressionDataset  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402
 
 FER_SPLITS = (("train", "Training"), ("test", "PublicTest"), ("private_test", "PrivateTest"))
@@ -50,7 +50,7 @@ IMAGE_FOLDER = "Manually_Annotated_Images"
 
 def _dataset(args, split, style):
     n = args.train_images if split == "train" else args.test_images
-    return SyntheticAffectDataset(split, style, "affect" if style == "affectnet" else "classification", n,
+    return SyntheticExpressionDataset(split, style, "affect" if style == "affectnet" else "classification", n,
                                   args.images_per_identity, args.seed, args.affectnet_size)
 
 

@@ -9,10 +9,11 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from fec.engine.inference import run_test  # noqa: E402
-from fec.engine.defaults import default_argument_parser, default_setup, resolve_device  # noqa: E402
+from fec.engine.defaults import default_argument_parser, default_setup  # noqa: E402
 from fec.modeling import build_model  # noqa: E402
 from fec.utils import comm  # noqa: E402
 from fec.utils.checkpoint import Checkpointer  # noqa: E402
+from fec.utils.device import resolve_device  # noqa: E402
 
 
 def main(argv=None):

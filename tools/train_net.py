@@ -13,12 +13,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fec.data import make_data_loader  # noqa: E402
 from fec.engine.inference import flatten_results, run_test  # noqa: E402
-from fec.engine.defaults import default_argument_parser, default_setup, resolve_device  # noqa: E402
+from fec.engine.defaults import default_argument_parser, default_setup  # noqa: E402
 from fec.engine.trainer import do_train  # noqa: E402
 from fec.modeling import build_model  # noqa: E402
 from fec.solver import make_lr_scheduler, make_optimizer  # noqa: E402
 from fec.utils import comm  # noqa: E402
 from fec.utils.checkpoint import Checkpointer  # noqa: E402
+from fec.utils.device import resolve_device  # noqa: E402
 from fec.utils.events import EventWriters  # noqa: E402
 
 

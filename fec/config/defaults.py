@@ -14,8 +14,8 @@ _C = CN()
 _C.MODEL = CN()
 # Meta-architecture by registry name: what the model computes from a batch and which
 # loss it trains with. "TripletEmbeddingNet" is the FEC expression embedding;
-# "Classifier" (expression classes, MODEL.CLASSIFIER), "AffectRegressor" (valence and
-# arousal, MODEL.REGRESSOR) and "ClassifierRegressor" (both heads on one backbone)
+# "Classifier" (expression classes, MODEL.CLASSIFIER), "ValenceArousalRegressor"
+# (valence and arousal, MODEL.REGRESSOR; "AffectRegressor" is its former name) and "ClassifierRegressor" (both heads on one backbone)
 # train on FER2013 / AffectNet style datasets; "IntensityRegressor" (MODEL.INTENSITY)
 # on per-face intensities such as action units.
 _C.MODEL.META_ARCHITECTURE = "TripletEmbeddingNet"
@@ -93,7 +93,7 @@ _C.MODEL.CLASSIFIER.LABEL_SMOOTHING = 0.0
 # Weight of loss_cls in the total loss (matters beside loss_va).
 _C.MODEL.CLASSIFIER.LOSS_WEIGHT = 1.0
 
-# Valence/arousal regression ("AffectRegressor", "ClassifierRegressor"): global
+# Valence/arousal regression ("ValenceArousalRegressor", "ClassifierRegressor"): global
 # average pool → dropout → linear layer to 2 outputs (valence, arousal; targets in
 # [-1, 1]).
 _C.MODEL.REGRESSOR = CN()
@@ -157,7 +157,7 @@ _C.DATASETS.SYNTHETIC.ANNOTATOR_NOISE = 0.1
 _C.DATASETS.SYNTHETIC.RENDER_SIZE = 0
 
 # Synthetic faces labelled for classification and valence/arousal, rendered on the fly
-# (fec/data/datasets/synthetic_affect.py; catalog synthetic_fer_*, synthetic_affectnet_*,
+# (fec/data/datasets/synthetic_expression.py; catalog synthetic_fer_*, synthetic_affectnet_*,
 # synthetic_affectnet_va_*, synthetic_affect_*). Faces per split (train and test never
 # share an identity) and faces per identity.
 _C.DATASETS.SYNTHETIC_AFFECT = CN()

@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from fec.config import load_config
 from fec.utils import comm
+from fec.utils.device import resolve_device
 from fec.utils.env import collect_env_info, seed_all
 from fec.utils.logger import setup_logger
 
@@ -35,26 +36,6 @@ def default_argument_parser(description):
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides, after the flags")
     return parser
-
-
-def resolve_device(cfg, local_rank=None):
-    """MODEL.DEVICE as a torch.device; with "auto" or "cuda", process ``local_rank``
-    (default: comm.get_local_rank()) takes GPU ``local_rank``."""
-    local_rank = comm.get_local_rank() if local_rank is None else local_rank
-    name = cfg.MODEL.DEVICE
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r} but CUDA is not available; use cpu or auto")
-        if name == "cuda":
-            count = torch.cuda.device_count()
-            if local_rank >= count:
-                raise RuntimeError(f"process with local rank {local_rank} needs GPU {local_rank}, but {count} "
-                                   f"GPU(s) are visible: launch at most {count} processes per node")
-            name = f"cuda:{local_rank}"
-        torch.cuda.set_device(torch.device(name))
-    return torch.device(name)
 
 
 DistEnv = namedtuple("DistEnv", "rank world_size local_rank master_addr master_port")

@@ -58,7 +58,7 @@ class RegressionEvaluator:
         self.dataset = dataset
 
     def __call__(self, predictions):
-        pred = get_output(predictions, "valence_arousal", "a regressor (AffectRegressor, ClassifierRegressor)")
+        pred = get_output(predictions, "valence_arousal", "a regressor (ValenceArousalRegressor, ClassifierRegressor)")
         target = getattr(self.dataset, "valence_arousal", None)
         if target is None:
             raise ValueError(f"dataset {getattr(self.dataset, 'name', type(self.dataset).__name__)} has no "
@@ -106,7 +106,7 @@ class AffectEvaluator:
 
     def __call__(self, predictions):
         if "logits" not in predictions and "valence_arousal" not in predictions:
-            get_output(predictions, "logits", "a Classifier, AffectRegressor or ClassifierRegressor")
+            get_output(predictions, "logits", "a Classifier, ValenceArousalRegressor or ClassifierRegressor")
         results = {}
         if "logits" in predictions:
             results.update(self.classification(predictions))

@@ -1,9 +1,11 @@
-"""Using a trained model: face detection, the predictor, retrieval, export.
+"""Using a trained model: the predictor, retrieval, export.
 
-Between the tools and fec/engine: it builds on fec/engine (device), fec/modeling,
-fec/data, fec/config and fec/utils, and the tools (demo, retrieve, export) build on it.
+Between the tools and the library: it builds on fec/modeling, fec/data (crop, face
+detection), fec/config and fec/utils (device), and the tools (demo, retrieve, export)
+build on it.
 """
-from .detect import DETECTOR_NAMES, build_detector
+from fec.data.detect import DETECTOR_NAMES, build_detector
+
 from .images import list_images, read_image, to_rgb
 from .predictor import ExpressionPredictor, Face, interpret_outputs, prediction_config
 

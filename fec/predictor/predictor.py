@@ -24,12 +24,12 @@ from yacs.config import CfgNode
 
 from fec.config import load_config
 from fec.data.crop import BOX_EXPANSION, crop_face
+from fec.data.detect import build_detector
 from fec.data.transforms import EvalTransform
-from fec.engine.defaults import resolve_device
 from fec.modeling import build_model
 from fec.utils.checkpoint import Checkpointer
+from fec.utils.device import resolve_device
 
-from .detect import build_detector
 from .images import is_batch, to_rgb
 
 OUTPUT_KEYS = ("embedding", "logits", "valence_arousal")
@@ -41,7 +41,7 @@ class Face:
 
     ``box``: the detector's box (x0, y0, x1, y1) in pixels of the input image (the
     crop the model saw is this box grown 15% and squared). ``score``: the detector's
-    score (see fec.predictor.detect). Then what the model gives: ``embedding`` (D,)
+    score (see fec.data.detect). Then what the model gives: ``embedding`` (D,)
     unit-norm; ``probabilities`` (C,) summing to 1 over ``class_names``; ``valence``
     and ``arousal`` in the model's scale ([-1, 1] when trained on AffectNet).
     ``crop``: the S×S×3 RGB model input, when asked for with ``keep_crops``.
@@ -140,7 +140,7 @@ def prediction_config(config=None, opts=()):
 class ExpressionPredictor:
     """``model``: a fec model (eval input ``{"image": (N, 3, S, S) uint8 RGB}``).
     ``detector``: "mtcnn" (default), "haar", "none" (inputs are face crops) or a callable
-    as in fec.predictor.detect. ``box_expansion``: how much the detector's box is grown
+    as in fec.data.detect. ``box_expansion``: how much the detector's box is grown
     (of its longer side) before squaring; ``grey``: turn the crops grey (replicated to
     three channels), for models trained on grey faces. ``seconds``: time spent per
     stage (detect, crop, model) since the last ``reset_timings``."""

@@ -1,6 +1,5 @@
 """From downloaded bytes to face crops: the decode checks, the crop, the face check."""
 import io
-import threading
 import warnings
 
 import cv2
@@ -8,6 +7,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fec.data.crop import crop_face
+from fec.data.detect import HaarDetector, MTCNNDetector
 
 from . import outcomes as O
 
@@ -72,49 +72,16 @@ def decode_crop(data):
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
 
 
-class HaarFaceCheck:
-    """OpenCV's frontal-face Haar cascade (ships with opencv-python); fast, misses
-    profiles and small or tilted faces."""
-
-    def __init__(self):
-        self._path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        self._local = threading.local()  # a CascadeClassifier is not safe to share across threads
-        self.min_fraction = 0.25  # a face narrower than this share of the crop does not count
-        if cv2.CascadeClassifier(self._path).empty():
-            raise RuntimeError(f"cannot load the Haar cascade {self._path}")
-
-    def __call__(self, rgb):
-        cascade = getattr(self._local, "cascade", None)
-        if cascade is None:
-            cascade = self._local.cascade = cv2.CascadeClassifier(self._path)
-        side = int(min(rgb.shape[:2]) * self.min_fraction)
-        gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-        return len(cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(side, side))) > 0
-
-
-class MtcnnFaceCheck:
-    """facenet-pytorch's MTCNN on the CPU (its weights ship in the wheel): a face counts
-    when its probability is at least ``threshold``."""
-
-    def __init__(self, threshold=0.9):
-        from facenet_pytorch import MTCNN  # torch-heavy: only when asked for
-
-        self.threshold = threshold
-        self._mtcnn = MTCNN(device="cpu", keep_all=True)
-        self._lock = threading.Lock()  # one model, one caller at a time
-
-    def __call__(self, rgb):
-        with self._lock:
-            boxes, probs = self._mtcnn.detect(np.ascontiguousarray(rgb))
-        return boxes is not None and any(p is not None and p >= self.threshold for p in probs)
-
-
 def make_face_check(kind):
-    """callable(H×W×3 RGB crop) → bool, or None for ``none``."""
+    """callable(H×W×3 RGB crop) → whether it holds a face, or None for ``none``: the
+    detectors of fec.data.detect, as the predictor uses them. Haar counts a face at
+    least a quarter of the crop wide; MTCNN one of probability 0.9 or more."""
     if kind == "none":
         return None
     if kind == "haar":
-        return HaarFaceCheck()
-    if kind == "mtcnn":
-        return MtcnnFaceCheck()
-    raise ValueError(f"unknown face check {kind!r}; choose one of {', '.join(FACE_CHECKS)}")
+        detector = HaarDetector(min_face_size=1, min_face_fraction=0.25)
+    elif kind == "mtcnn":
+        detector = MTCNNDetector(device="cpu", min_score=0.9)
+    else:
+        raise ValueError(f"unknown face check {kind!r}; choose one of {', '.join(FACE_CHECKS)}")
+    return lambda rgb: len(detector([np.ascontiguousarray(rgb)])[0][1]) > 0

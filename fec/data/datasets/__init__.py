@@ -1,6 +1,6 @@
 from .triplet import DATASETS, TripletDataset  # noqa: F401
 from . import synthetic  # noqa: F401
 from . import fec_triplets  # noqa: F401
-from . import synthetic_affect  # noqa: F401
+from . import synthetic_expression  # noqa: F401
 from . import fer2013  # noqa: F401
 from . import affectnet  # noqa: F401

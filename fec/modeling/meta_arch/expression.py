@@ -1,8 +1,8 @@
 """Expression classes and valence/arousal: a backbone and one linear head per task.
 
-Registered as "Classifier" (classes only), "AffectRegressor" (valence and arousal
-only), "ClassifierRegressor" (both on one backbone) and "IntensityRegressor" (one
-output per MODEL.INTENSITY.NAMES, e.g. action-unit intensities). The heads live under
+Registered as "Classifier" (classes only), "ValenceArousalRegressor" (valence and
+arousal only; also under its former name "AffectRegressor"), "ClassifierRegressor"
+(both on one backbone) and "IntensityRegressor" (one output per MODEL.INTENSITY.NAMES, e.g. action-unit intensities). The heads live under
 ``heads.classifier``, ``heads.regressor`` and ``heads.intensity``, so
 ``MODEL.WEIGHTS_SKIP ["heads."]`` starts any of them, or a triplet embedding, from
 another's backbone.
@@ -140,9 +140,13 @@ def build_classifier(cfg):
     return build_expression_net(cfg, classify=True, regress=False)
 
 
-@META_ARCHITECTURES.register("AffectRegressor")
-def build_affect_regressor(cfg):
+@META_ARCHITECTURES.register("ValenceArousalRegressor")
+def build_valence_arousal_regressor(cfg):
     return build_expression_net(cfg, classify=False, regress=True)
+
+
+# Its former name, so configs written before the rename keep working.
+META_ARCHITECTURES.register("AffectRegressor", build_valence_arousal_regressor)
 
 
 @META_ARCHITECTURES.register("ClassifierRegressor")

@@ -8,11 +8,24 @@ and scores (K,), most confident first.
   probability).
 - ``none``: the image is already a face crop (as prepared for FEC); the whole image is
   the box, with score 1.
+
+The predictor finds faces in photos with these; the FEC download tool
+(fec/prepare/image.py) asks the same detectors whether a crop holds a face at all.
+Both are safe to call from several threads. No torch here: MTCNN (and with it torch)
+is imported only when one is built.
 """
+import threading
+
 import cv2
 import numpy as np
 
 DETECTOR_NAMES = ("mtcnn", "haar", "none")
+# Overlapping raw detections a Haar box needs. One value for finding faces in photos
+# and for checking downloaded crops: both want a face, not a face-like texture (at 4,
+# backgrounds and placeholder images pass the check); a real face at crop scale
+# gathers far more than 5.
+HAAR_MIN_NEIGHBORS = 5
+HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 
 
 def _empty():
@@ -32,8 +45,13 @@ class MTCNNDetector:
 
         self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=device)
         self.min_score = min_score
+        self._lock = threading.Lock()  # one model, one caller at a time
 
     def __call__(self, images):
+        with self._lock:
+            return self._detect(images)
+
+    def _detect(self, images):
         results = [None] * len(images)
         # MTCNN runs a list of same-sized images as one batch (video frames); others alone.
         groups = {}
@@ -55,23 +73,36 @@ class MTCNNDetector:
 
 
 class HaarDetector:
+    """``min_face_fraction``: a face narrower than this share of the image's shorter
+    side does not count (besides ``min_face_size`` pixels)."""
+
     name = "haar"
 
-    def __init__(self, min_face_size=20, min_neighbors=5, scale_factor=1.1):
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise RuntimeError(f"cannot load the Haar cascade {path} (opencv-python-headless<5 ships it)")
-        self.min_size = (int(min_face_size), int(min_face_size))
+    def __init__(self, min_face_size=20, min_neighbors=HAAR_MIN_NEIGHBORS, scale_factor=1.1,
+                 min_face_fraction=0.0):
+        self._path = cv2.data.haarcascades + HAAR_CASCADE
+        if cv2.CascadeClassifier(self._path).empty():
+            raise RuntimeError(f"cannot load the Haar cascade {self._path} (opencv-python-headless<5 ships it)")
+        self._local = threading.local()  # a CascadeClassifier is not safe to share across threads
+        self.min_face_size = int(min_face_size)
+        self.min_face_fraction = float(min_face_fraction)
         self.min_neighbors = int(min_neighbors)
         self.scale_factor = float(scale_factor)
 
+    def _cascade(self):
+        cascade = getattr(self._local, "cascade", None)
+        if cascade is None:
+            cascade = self._local.cascade = cv2.CascadeClassifier(self._path)
+        return cascade
+
     def __call__(self, images):
+        cascade = self._cascade()
         results = []
         for img in images:
-            grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-            rects, counts = self.cascade.detectMultiScale2(
-                grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=self.min_size)
+            side = max(self.min_face_size, int(min(img.shape[:2]) * self.min_face_fraction))
+            grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
+            rects, counts = cascade.detectMultiScale2(
+                grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(side, side))
             if len(rects) == 0:
                 results.append(_empty())
                 continue

@@ -1,6 +1,6 @@
-"""Synthetic faces for expression classification and valence/arousal regression.
+"""Synthetic faces for every expression task: classes, valence/arousal, intensities.
 
-The faces of fec.data.datasets.synthetic (drawn from a 6-d expression vector), given
+The faces of fec.data.datasets.synthetic_faces (drawn from a 6-d expression vector), given
 what FER2013 and AffectNet annotate, as a deterministic function of the vector:
 
 - the category is the nearest prototype (Euclidean) among the style's classes:
@@ -85,7 +85,7 @@ def render_fer_face(expression, identity, rng=None):
     return cv2.cvtColor(render_face(expression, identity, FER_SIZE, rng), cv2.COLOR_RGB2GRAY)
 
 
-class SyntheticAffectDataset(ExpressionDataset):
+class SyntheticExpressionDataset(ExpressionDataset):
     """``num_images`` synthetic faces of one split, ``images_per_identity`` per person
     (splits never share a person). Each face's class is drawn uniformly among the
     style's classes, its expression is that prototype plus Gaussian spread (clipped to
@@ -142,10 +142,10 @@ class SyntheticAffectDataset(ExpressionDataset):
         return grey_to_rgb(img) if img.ndim == 2 else img
 
 
-@DATASETS.register("SyntheticAffectDataset")
+@DATASETS.register("SyntheticExpressionDataset")
 def build_synthetic_affect_dataset(cfg, is_train, split, style, task):
     c = cfg.DATASETS.SYNTHETIC_AFFECT
-    return SyntheticAffectDataset(
+    return SyntheticExpressionDataset(
         split, style, task,
         num_images=c.TRAIN_IMAGES if split == "train" else c.TEST_IMAGES,
         images_per_identity=c.IMAGES_PER_IDENTITY,
