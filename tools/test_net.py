@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fec.engine.inference import run_test  # noqa: E402
 from fec.engine.defaults import default_argument_parser, default_setup  # noqa: E402
+from fec.engine.speed import apply_cuda_settings, compile_model  # noqa: E402
 from fec.modeling import build_model  # noqa: E402
 from fec.utils import comm  # noqa: E402
 from fec.utils.checkpoint import Checkpointer  # noqa: E402
@@ -22,6 +23,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg, logger = default_setup(args, "fec.test")
     device = resolve_device(cfg)
+    apply_cuda_settings(cfg, device)
     model = build_model(cfg).to(device)
     checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
     # A config's MODEL.WEIGHTS are often the starting weights of its training (another
@@ -30,7 +32,7 @@ def main(argv=None):
     if not ckpt:
         parser.error(f"no checkpoint: give --ckpt, train into OUTPUT_DIR ({cfg.OUTPUT_DIR}) first, or set MODEL.WEIGHTS")
     checkpointer.load(ckpt, resume=False)
-    results = run_test(cfg, model, is_distributed=comm.get_world_size() > 1)
+    results = run_test(cfg, compile_model(cfg, model), is_distributed=comm.get_world_size() > 1)
     comm.shutdown()
     return results
 

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from fec.data import make_data_loader  # noqa: E402
 from fec.engine.inference import flatten_results, run_test  # noqa: E402
 from fec.engine.defaults import default_argument_parser, default_setup  # noqa: E402
+from fec.engine.speed import apply_cuda_settings, compile_model, make_grad_scaler  # noqa: E402
 from fec.engine.trainer import do_train  # noqa: E402
 from fec.modeling import build_model  # noqa: E402
 from fec.solver import make_lr_scheduler, make_optimizer  # noqa: E402
@@ -26,6 +27,7 @@ from fec.utils.events import EventWriters  # noqa: E402
 def train(cfg, args, logger):
     """Returns the trained model (unwrapped from DDP)."""
     device = resolve_device(cfg)
+    apply_cuda_settings(cfg, device)
     distributed = comm.get_world_size() > 1
     model = build_model(cfg)
     if cfg.DIST.SYNC_BN:
@@ -40,7 +42,8 @@ def train(cfg, args, logger):
                 sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6)
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
-    checkpointer = Checkpointer(model, optimizer, scheduler, cfg.OUTPUT_DIR, comm.is_main_process())
+    scaler = make_grad_scaler(cfg, device)
+    checkpointer = Checkpointer(model, optimizer, scheduler, cfg.OUTPUT_DIR, comm.is_main_process(), scaler)
     start_iter = 0
     last = checkpointer.last_checkpoint() if args.resume else None
     if last:
@@ -55,18 +58,21 @@ def train(cfg, args, logger):
         checkpointer.load(cfg.MODEL.WEIGHTS, resume=False, skip_prefixes=cfg.MODEL.WEIGHTS_SKIP)
     loader = make_data_loader(cfg, is_train=True, is_distributed=distributed, start_iter=start_iter)
     writers = EventWriters(cfg.OUTPUT_DIR, comm.is_main_process())
-    trained = model
+    # the plain model is checkpointed; the compiled one (same parameters) trains and evaluates
+    compiled = compile_model(cfg, model)
+    trained = compiled
     if distributed:
-        # the unwrapped model is checkpointed and evaluated; DDP only trains
-        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # DDP only trains
+        trained = DistributedDataParallel(compiled, device_ids=[device.index] if device.type == "cuda" else None)
 
     def test_fn(iteration):
         comm.broadcast_buffers(model)  # every rank evaluates rank 0's (checkpointed) model
-        results = run_test(cfg, model, is_distributed=distributed)
+        results = run_test(cfg, compiled, is_distributed=distributed)
         return {k: v for name, r in results.items() if r for k, v in flatten_results(r, name).items()}
 
     try:
-        do_train(cfg, trained, loader, optimizer, scheduler, checkpointer, device, start_iter, test_fn, writers)
+        do_train(cfg, trained, loader, optimizer, scheduler, checkpointer, device, start_iter, test_fn, writers,
+                 scaler)
         comm.broadcast_buffers(model)
         if cfg.DATASETS.TEST:
             scalars = test_fn(cfg.SOLVER.MAX_ITER)

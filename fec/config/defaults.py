@@ -35,6 +35,13 @@ _C.MODEL.WEIGHTS_SKIP = []
 # model as uint8, so exports take raw pixels.
 _C.MODEL.PIXEL_MEAN = []
 _C.MODEL.PIXEL_STD = []
+# Memory layout of the model's 4-D weights and of its input: channels_last (NHWC) or
+# contiguous (NCHW). Outputs are the same within float tolerance; only speed differs
+# (figures: README, "Speed"). The predictor and exports follow the training config.
+_C.MODEL.CHANNELS_LAST = False
+# torch.compile the model for training and evaluation (the first iterations compile;
+# checkpoints keep the plain module's keys).
+_C.MODEL.COMPILE = False
 
 _C.MODEL.BACKBONE = CN()
 # Backbone by registry name: "resnet18", "inception_nn2", "inception_resnet_v1",
@@ -187,6 +194,10 @@ _C.DATASETS.AFFECTNET.BOX_EXPANSION = 0.0
 _C.DATALOADER = CN()
 # Loader worker processes per training process (0: load in the main process).
 _C.DATALOADER.NUM_WORKERS = 2
+# Keep the workers alive between passes over a loader (with NUM_WORKERS > 0); batches
+# each worker prepares ahead.
+_C.DATALOADER.PERSISTENT_WORKERS = False
+_C.DATALOADER.PREFETCH_FACTOR = 2
 
 # ---------------------------------------------------------------------------- #
 # Solver
@@ -218,6 +229,13 @@ _C.SOLVER.WARMUP_FACTOR = 0.001
 _C.SOLVER.CHECKPOINT_PERIOD = 2500
 # Clip the gradient norm to this value; 0 disables clipping.
 _C.SOLVER.CLIP_GRAD_NORM = 0.0
+# Mixed precision: torch.autocast around the model's forward in training and
+# evaluation, DTYPE "bfloat16" or "float16"; embeddings and losses stay float32.
+# float16 scales the loss (torch.amp.GradScaler, checkpointed for an exact --resume);
+# a step with inf/nan gradients is skipped and the scale lowered, not an error.
+_C.SOLVER.AMP = CN()
+_C.SOLVER.AMP.ENABLED = False
+_C.SOLVER.AMP.DTYPE = "bfloat16"
 
 # ---------------------------------------------------------------------------- #
 # Test
@@ -242,6 +260,18 @@ _C.DIST.TIMEOUT = 1800
 # Convert BatchNorm layers to SyncBatchNorm, so statistics are computed over the
 # global batch. CUDA (nccl) only.
 _C.DIST.SYNC_BN = False
+
+# ---------------------------------------------------------------------------- #
+# CUDA (read only when MODEL.DEVICE resolves to a GPU; both forced off when
+# DETERMINISTIC is True)
+# ---------------------------------------------------------------------------- #
+_C.CUDA = CN()
+# cudnn.benchmark: try the convolution algorithms once per input shape and keep the
+# fastest (inputs are fixed-size squares, so it pays off after the first iteration).
+_C.CUDA.CUDNN_BENCHMARK = True
+# TensorFloat-32 for float32 matmuls and convolutions (Ampere and later): about 10
+# mantissa bits instead of 23, several times faster.
+_C.CUDA.TF32 = True
 
 # ---------------------------------------------------------------------------- #
 # Misc

@@ -51,5 +51,9 @@ def _check(cfg):
         raise ValueError("SOLVER.IMS_PER_BATCH and TEST.IMS_PER_BATCH must be positive")
     if cfg.DIST.BACKEND not in ("auto", "nccl", "gloo"):
         raise ValueError(f"DIST.BACKEND must be auto, nccl or gloo, got {cfg.DIST.BACKEND!r}")
+    if cfg.SOLVER.AMP.DTYPE not in ("bfloat16", "float16"):
+        raise ValueError(f"SOLVER.AMP.DTYPE must be bfloat16 or float16, got {cfg.SOLVER.AMP.DTYPE!r}")
+    if cfg.DATALOADER.PREFETCH_FACTOR < 1:
+        raise ValueError(f"DATALOADER.PREFETCH_FACTOR must be positive, got {cfg.DATALOADER.PREFETCH_FACTOR}")
     if cfg.DIST.TIMEOUT <= 0:
         raise ValueError(f"DIST.TIMEOUT must be a positive number of seconds, got {cfg.DIST.TIMEOUT}")

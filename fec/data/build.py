@@ -43,6 +43,11 @@ def make_data_loader(cfg, is_train, is_distributed=False, start_iter=0):
     world = comm.get_world_size() if is_distributed else 1
     rank = comm.get_rank() if is_distributed else 0
     workers = cfg.DATALOADER.NUM_WORKERS
+    # pinned host memory makes the copies to a GPU asynchronous
+    options = {"num_workers": workers, "pin_memory": torch.cuda.is_available()}
+    if workers > 0:
+        options.update(persistent_workers=cfg.DATALOADER.PERSISTENT_WORKERS,
+                       prefetch_factor=cfg.DATALOADER.PREFETCH_FACTOR)
     if is_train:
         batch = _per_rank(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH", world)
         datasets = [build_dataset(cfg, n, True) for n in cfg.DATASETS.TRAIN]
@@ -50,8 +55,7 @@ def make_data_loader(cfg, is_train, is_distributed=False, start_iter=0):
         sampler = TrainingSampler(len(dataset), cfg.SEED, rank, world, start=start_iter * batch)
         batches = IterationBasedBatchSampler(BatchSampler(sampler, batch, drop_last=True),
                                              cfg.SOLVER.MAX_ITER, start_iter)
-        return DataLoader(dataset, batch_sampler=batches, num_workers=workers,
-                          pin_memory=torch.cuda.is_available(),
+        return DataLoader(dataset, batch_sampler=batches, **options,
                           # its own generator: the global RNG is not consumed, so resume is exact
                           generator=torch.Generator().manual_seed(cfg.SEED))
     batch = _per_rank(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH", world)
@@ -59,6 +63,5 @@ def make_data_loader(cfg, is_train, is_distributed=False, start_iter=0):
     for name in cfg.DATASETS.TEST:
         dataset = build_dataset(cfg, name, False)
         sampler = InferenceSampler(len(dataset), rank, world)
-        loaders.append((name, DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers,
-                                         pin_memory=torch.cuda.is_available())))
+        loaders.append((name, DataLoader(dataset, batch_size=batch, sampler=sampler, **options)))
     return loaders

@@ -1,5 +1,6 @@
 """Evaluation over a sharded loader: each rank runs its contiguous shard once, outputs
 are gathered by sample index, and rank 0 scores them with the task's evaluator."""
+import contextlib
 import json
 import logging
 import os
@@ -8,15 +9,16 @@ import time
 import torch
 from tqdm import tqdm
 
+from fec.engine.speed import autocast
 from fec.evaluation import build_evaluator
 from fec.utils import comm
 from fec.utils.io import atomic_write
 
 
-def _run_shard(model, loader):
+def _run_shard(model, loader, precision):
     indices, outputs = [], {}
     bar = tqdm(loader, desc="inference", disable=not comm.is_main_process(), leave=False, dynamic_ncols=True)
-    with torch.no_grad():
+    with torch.no_grad(), precision:
         for batch in bar:
             out = model(batch)
             indices.append(batch["index"].cpu())
@@ -40,15 +42,16 @@ def merge_by_index(shards, size):
     return {k: torch.cat([s[1][k] for s in shards if s[1]])[order] for k in keys}
 
 
-def inference(model, loader, dataset_name, output_dir=None):
+def inference(model, loader, dataset_name, output_dir=None, precision=None):
     """Results dict on rank 0 (also written to OUTPUT_DIR/inference/<name>/results.json);
-    None on other ranks. Every rank must call it."""
+    None on other ranks. Every rank must call it. ``precision``: a context the forward
+    passes run in (``fec.engine.speed.autocast``); None: float32."""
     logger = logging.getLogger(__name__)
     dataset = loader.dataset
     was_training = model.training
     model.eval()
     start = time.perf_counter()
-    shard = _run_shard(model, loader)
+    shard = _run_shard(model, loader, precision or contextlib.nullcontext())
     model.train(was_training)
     shards = comm.all_gather(shard)
     results = None
@@ -95,5 +98,6 @@ def run_test(cfg, model, is_distributed=False):
 
     all_results = {}
     for name, loader in make_data_loader(cfg, is_train=False, is_distributed=is_distributed):
-        all_results[name] = inference(model, loader, name, cfg.OUTPUT_DIR)
+        device = next(model.parameters()).device
+        all_results[name] = inference(model, loader, name, cfg.OUTPUT_DIR, autocast(cfg, device))
     return all_results

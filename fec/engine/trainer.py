@@ -1,5 +1,6 @@
-"""The training loop: loss dict from the model, optimizer and per-iteration scheduler
-steps, smoothed metrics with ETA, periodic checkpoints and evaluation."""
+"""The training loop: loss dict from the model (under autocast with SOLVER.AMP),
+optimizer and per-iteration scheduler steps (through the loss scaler with float16),
+smoothed metrics with ETA, periodic checkpoints and evaluation."""
 import datetime
 import logging
 import math
@@ -7,6 +8,7 @@ import time
 
 import torch
 
+from fec.engine.speed import autocast
 from fec.utils import comm
 from fec.utils.metric_logger import MetricLogger
 
@@ -18,37 +20,47 @@ def _max_memory_mb(device):
 
 
 def do_train(cfg, model, data_loader, optimizer, scheduler, checkpointer, device, start_iter=0,
-             test_fn=None, writers=None):
+             test_fn=None, writers=None, scaler=None):
     """Trains from ``start_iter`` to SOLVER.MAX_ITER. ``test_fn(iteration)`` evaluates and
-    returns a dict of scalars to record; ``writers`` take metric records (rank 0)."""
+    returns a dict of scalars to record; ``writers`` take metric records (rank 0);
+    ``scaler``: the torch.amp.GradScaler for float16 (None: no loss scaling)."""
     logger = logging.getLogger(__name__)
     logger.info("Start training at iteration %d of %d", start_iter, cfg.SOLVER.MAX_ITER)
     meters = MetricLogger(window_size=20)
     max_iter = cfg.SOLVER.MAX_ITER
     period = cfg.SOLVER.CHECKPOINT_PERIOD
     eval_period = cfg.TEST.EVAL_PERIOD
+    if scaler is None:
+        scaler = torch.amp.GradScaler(device.type, enabled=False)  # its calls pass through
     model.train()
     start_time = end = time.perf_counter()
     iteration = start_iter
     for iteration, batch in enumerate(data_loader, start_iter + 1):
         data_time = time.perf_counter() - end
 
-        loss_dict = model(batch)
+        with autocast(cfg, device):
+            loss_dict = model(batch)
         losses = sum(loss_dict.values())
         # averaged over ranks before the check, so every rank stops together
         reduced = comm.reduce_dict(loss_dict)
         total = sum(reduced.values()).item()
-        if not math.isfinite(total):
+        finite = math.isfinite(total)
+        if not finite and not scaler.is_enabled():
             raise FloatingPointError(f"loss is {total} at iteration {iteration}: "
                                      f"{ {k: v.item() for k, v in reduced.items()} }; lower SOLVER.BASE_LR?")
+        if not finite:  # a float16 overflow: the scaler skips this step and lowers its scale
+            logger.warning("loss is %s at iteration %d under float16; the step is skipped", total, iteration)
         optimizer.zero_grad(set_to_none=True)
-        losses.backward()
+        scaler.scale(losses).backward()
         if cfg.SOLVER.CLIP_GRAD_NORM > 0:
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.SOLVER.CLIP_GRAD_NORM)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
 
-        meters.update(loss=total, **reduced)
+        if finite:
+            meters.update(loss=total, **reduced)
         batch_time = time.perf_counter() - end
         meters.update(time=batch_time, data=data_time)
         end = time.perf_counter()

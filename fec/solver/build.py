@@ -39,12 +39,14 @@ def make_optimizer(cfg, model):
     lr = cfg.SOLVER.BASE_LR
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.SOLVER.MOMENTUM)
-    # fused kernels exist for CUDA parameters only
-    fused = {"fused": True} if all(p.is_cuda for g in groups for p in g["params"]) else {}
+    # fused kernels (one launch for every parameter) exist for CUDA parameters; elsewhere
+    # the foreach implementation updates all parameters per op instead of one at a time
+    on_cuda = all(p.is_cuda for g in groups for p in g["params"])
+    kind = {"fused": True} if on_cuda else {"foreach": True}
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=tuple(cfg.SOLVER.BETAS), **fused)
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(cfg.SOLVER.BETAS), **kind)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.SOLVER.BETAS), **fused)
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.SOLVER.BETAS), **kind)
     raise ValueError(f"SOLVER.OPTIMIZER must be sgd, adam or adamw, got {cfg.SOLVER.OPTIMIZER!r}")
 
 

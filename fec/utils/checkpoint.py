@@ -1,4 +1,4 @@
-"""Checkpoints: model, optimizer, scheduler, iteration and RNG states in one file,
+"""Checkpoints: model, optimizer, scheduler, loss scaler, iteration and RNG states in one file,
 written atomically, with a ``last_checkpoint`` tag naming the newest complete one."""
 import logging
 import os
@@ -13,7 +13,12 @@ TAG = "last_checkpoint"
 
 
 def unwrap(model):
-    return model.module if hasattr(model, "module") else model
+    """The plain module under DDP (``.module``) and torch.compile (``._orig_mod``)."""
+    for attr in ("_orig_mod", "module", "_orig_mod"):  # compile(DDP(compile(m))) at most
+        inner = getattr(model, attr, None)
+        if isinstance(inner, torch.nn.Module):
+            model = inner
+    return model
 
 
 def atomic_save(obj, path):
@@ -46,6 +51,13 @@ def set_rng_states(states):
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def _plain_key(key):
+    """A state_dict key without the DDP (``module.``) and torch.compile (``_orig_mod.``) prefixes."""
+    while key.startswith(("module.", "_orig_mod.")):
+        key = key.split(".", 1)[1]
+    return key
+
+
 def load_model_state(model, state, source, skip_prefixes=()):
     """Load ``state`` into ``model`` strictly; a mismatch names the keys and the file.
 
@@ -54,7 +66,7 @@ def load_model_state(model, state, source, skip_prefixes=()):
     """
     skip = tuple(skip_prefixes)
     own = unwrap(model).state_dict()
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {_plain_key(k): v for k, v in state.items()}
     if skip:
         logger = logging.getLogger(__name__)
         dropped = [k for k in state if k.startswith(skip)]
@@ -84,10 +96,12 @@ def load_model_state(model, state, source, skip_prefixes=()):
 
 
 class Checkpointer:
-    def __init__(self, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=True):
+    def __init__(self, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=True, scaler=None):
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
+        # a torch.amp.GradScaler; saved and resumed only when enabled (float16)
+        self.scaler = scaler
         self.save_dir = save_dir
         self.save_to_disk = save_to_disk
         self.logger = logging.getLogger(__name__)
@@ -100,6 +114,8 @@ class Checkpointer:
             data["optimizer"] = self.optimizer.state_dict()
         if self.scheduler is not None:
             data["scheduler"] = self.scheduler.state_dict()
+        if self.scaler is not None and self.scaler.is_enabled():
+            data["scaler"] = self.scaler.state_dict()
         path = os.path.join(self.save_dir, f"{name}.pth")
         atomic_save(data, path)
         atomic_write(os.path.join(self.save_dir, TAG), f"{name}.pth")
@@ -115,8 +131,8 @@ class Checkpointer:
         return path if os.path.exists(path) else None
 
     def load(self, path, resume=False, skip_prefixes=()):
-        """Load weights from ``path``; with ``resume``, also optimizer, scheduler and RNG
-        states. Returns the iteration to continue from (0 when not resuming).
+        """Load weights from ``path``; with ``resume``, also optimizer, scheduler, loss
+        scaler and RNG states. Returns the iteration to continue from (0 when not resuming).
         ``skip_prefixes``: model keys not to load (see load_model_state)."""
         if resume and skip_prefixes:
             raise ValueError("resuming loads the whole checkpoint; skip_prefixes is for starting weights")
@@ -133,6 +149,12 @@ class Checkpointer:
                 if key not in data:
                     raise KeyError(f"checkpoint {path} has no {key} state to resume from")
                 obj.load_state_dict(data[key])
+        if self.scaler is not None and self.scaler.is_enabled():
+            if "scaler" in data:
+                self.scaler.load_state_dict(data["scaler"])
+            else:
+                self.logger.info("checkpoint %s has no loss-scaler state (trained without float16); the loss "
+                                 "scale starts afresh", path)
         if "rng" in data:
             set_rng_states(data["rng"])
         return int(data.get("iteration", 0))

@@ -54,7 +54,8 @@ class EmbeddingHead(nn.Module):
         x = self.block(self.reduce(x))
         x = x.mean(dim=(2, 3))  # global average pool: any input size
         x = self.dropout(F.relu(self.fc1(x)))
-        return F.normalize(self.fc2(x), dim=1)
+        # float32 under autocast too: the triplet loss compares close distances of these
+        return F.normalize(self.fc2(x).float(), dim=1)
 
 
 @HEADS.register("dense")

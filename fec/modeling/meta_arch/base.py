@@ -13,6 +13,7 @@ class RawPixelModel(nn.Module):
             if tensor.shape[1] != 3:
                 raise ValueError(f"MODEL.{name.upper()} needs 3 values, got {list(value)}")
             self.register_buffer(name, tensor, persistent=False)
+        self.channels_last = False  # set by fec.modeling.build_model (MODEL.CHANNELS_LAST)
 
     @property
     def device(self):
@@ -23,4 +24,5 @@ class RawPixelModel(nn.Module):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W) images, got {tuple(images.shape)}")
         x = images.to(self.device, non_blocking=True).float()
-        return (x - self.pixel_mean) / self.pixel_std
+        x = (x - self.pixel_mean) / self.pixel_std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
