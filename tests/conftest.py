@@ -10,6 +10,16 @@ from fec.data.datasets.synthetic import SyntheticTripletDataset
 from fec.modeling import build_model
 from fec.utils.checkpoint import Checkpointer
 
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 QUICKSTART = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "quickstart.yaml")
 
 

@@ -133,6 +133,11 @@ _C.INPUT.CROP_SCALE = [0.85, 1.0]
 _C.INPUT.FLIP_PROB = 0.5
 # Brightness, contrast and saturation jitter: factors drawn from [1-x, 1+x].
 _C.INPUT.COLOR_JITTER = 0.2
+# Where training augmentation runs: "loader" (NumPy/OpenCV in the loader workers) or
+# "device" (the loader yields uint8 faces at SIZE plus each face's random draws; crop,
+# flip and jitter then run batched on the model's device, fec/data/device_augment.py).
+# The draws are the same either way, so both follow the same distributions.
+_C.INPUT.AUGMENT_ON = "loader"
 
 # ---------------------------------------------------------------------------- #
 # Datasets
@@ -144,6 +149,13 @@ _C.DATASETS.ROOT = "datasets"
 # Catalog names of the training and test datasets.
 _C.DATASETS.TRAIN = ("synthetic_fec_train",)
 _C.DATASETS.TEST = ("synthetic_fec_test",)
+# Read faces from packed stores (tools/pack_faces.py: every face decoded and cropped
+# once, at INPUT.SIZE, into one memory-mapped uint8 file) instead of decoding images.
+# A store that is missing or was made from other data or another size is an error that
+# says how to rebuild it. Synthetic datasets render on the fly and need none.
+_C.DATASETS.PACKED = False
+# Folder of the stores; "" is <DATASETS.ROOT>/packed.
+_C.DATASETS.PACKED_DIR = ""
 
 # The synthetic expression dataset, rendered on the fly (fec/data/datasets/synthetic.py).
 _C.DATASETS.SYNTHETIC = CN()

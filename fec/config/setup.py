@@ -34,6 +34,8 @@ def _check_key(cfg, key):
 def _check(cfg):
     if not 16 <= cfg.INPUT.SIZE <= 299:
         raise ValueError(f"INPUT.SIZE must be within 16..299, got {cfg.INPUT.SIZE}")
+    if cfg.INPUT.AUGMENT_ON not in ("loader", "device"):
+        raise ValueError(f"INPUT.AUGMENT_ON must be loader or device, got {cfg.INPUT.AUGMENT_ON!r}")
     c = cfg.MODEL.CLASSIFIER
     if c.NUM_CLASSES < 2 or len(c.CLASS_NAMES) != c.NUM_CLASSES:
         raise ValueError(f"MODEL.CLASSIFIER.CLASS_NAMES needs one name per class: NUM_CLASSES is "

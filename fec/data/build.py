@@ -8,6 +8,7 @@ from fec.config import paths_catalog
 from fec.utils import comm
 
 from .datasets import DATASETS
+from .face_store import open_store
 from .samplers import InferenceSampler, IterationBasedBatchSampler, TrainingSampler
 from .transforms import build_transforms
 
@@ -16,6 +17,8 @@ def build_dataset(cfg, name, is_train):
     factory, args = paths_catalog.get(name, cfg.DATASETS.ROOT)
     dataset = DATASETS[factory](cfg, is_train, **args)
     dataset.transform = build_transforms(cfg, is_train)
+    if cfg.DATASETS.PACKED:
+        dataset.store = open_store(cfg, name, dataset)
     return dataset
 
 

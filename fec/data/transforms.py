@@ -33,6 +33,10 @@ class EvalTransform:
 
 
 class TrainTransform:
+    """Random resized crop, horizontal flip, colour jitter. ``draw`` turns the sample's
+    generator into the face's parameters, ``apply`` applies them; the device path
+    (fec.data.device_augment) applies the same parameters to whole batches."""
+
     def __init__(self, size, crop_scale=(0.85, 1.0), flip_prob=0.5, color_jitter=0.2):
         self.size = size
         self.crop_scale = tuple(crop_scale)
@@ -40,39 +44,77 @@ class TrainTransform:
         self.jitter = color_jitter
 
     def __call__(self, img, gen=None):
+        return self.apply(img, self.draw(img.shape[0], img.shape[1], gen))
+
+    def draw(self, h, w, gen=None):
+        """The parameters for an h×w face: [x0, y0, crop width, crop height, flip (0/1),
+        brightness, contrast, saturation] (PARAMS_PER_FACE floats)."""
         r = torch.rand(8, generator=gen, dtype=torch.float64).tolist()
-        img = self._random_crop(img, r[0], r[1], r[2], r[3])
-        img = _resize(img, self.size)
-        if r[4] < self.flip_prob:
+        x0, y0, cw, ch = self._crop_box(h, w, r[0], r[1], r[2], r[3])
+        flip = 1.0 if r[4] < self.flip_prob else 0.0
+        jitter = [1 - self.jitter + 2 * self.jitter * x for x in r[5:8]] if self.jitter > 0 else [1.0] * 3
+        return [float(x0), float(y0), float(cw), float(ch), flip, *jitter]
+
+    def apply(self, img, params):
+        x0, y0, cw, ch = (int(v) for v in params[:4])
+        img = _resize(img[y0:y0 + ch, x0:x0 + cw], self.size)
+        if params[4]:
             img = img[:, ::-1]
         if self.jitter > 0:
-            img = self._jitter(img, *(1 - self.jitter + 2 * self.jitter * x for x in r[5:8]))
+            img = self._jitter(img, *params[5:8])
         return _to_tensor(img)
 
-    def _random_crop(self, img, u_area, u_ratio, u_x, u_y):
+    def _crop_box(self, h, w, u_area, u_ratio, u_x, u_y):
         lo, hi = self.crop_scale
         if lo >= 1.0:
-            return img
-        h, w = img.shape[:2]
+            return 0, 0, w, h
         area = h * w * (lo + (hi - lo) * u_area)
         ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u_ratio)
         cw = min(w, max(1, int(round(math.sqrt(area * ratio)))))
         ch = min(h, max(1, int(round(math.sqrt(area / ratio)))))
         x0 = int(u_x * (w - cw + 1)) if w > cw else 0
         y0 = int(u_y * (h - ch + 1)) if h > ch else 0
-        return img[y0:y0 + ch, x0:x0 + cw]
+        return x0, y0, cw, ch
 
     @staticmethod
     def _jitter(img, brightness, contrast, saturation):
-        x = img.astype(np.float32) * brightness
-        grey = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        x = (x - grey.mean()) * contrast + grey.mean()
-        grey = (x @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-        x = (x - grey) * saturation + grey
+        x = img.astype(np.float32) * np.float32(brightness)
+        grey = x @ GREY_WEIGHTS
+        x = (x - grey.mean()) * np.float32(contrast) + grey.mean()
+        grey = (x @ GREY_WEIGHTS)[..., None]
+        x = (x - grey) * np.float32(saturation) + grey
         return np.clip(x, 0, 255).astype(np.uint8)
+
+
+PARAMS_PER_FACE = 8
+GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+class DeferredTrainTransform:
+    """The loader's half of INPUT.AUGMENT_ON device: the face at SIZE×SIZE, unaugmented,
+    and the parameters TrainTransform would draw for it from the same generator, as a
+    float64 (PARAMS_PER_FACE,) tensor. fec.data.device_augment applies them in batches."""
+
+    def __init__(self, train_transform):
+        self.train = train_transform
+        self.size = train_transform.size
+
+    def __call__(self, img, gen=None):
+        img = _resize(img, self.size)
+        params = self.train.draw(img.shape[0], img.shape[1], gen)
+        return _to_tensor(img), torch.tensor(params, dtype=torch.float64)
+
+
+def apply_transform(transform, img, gen):
+    """(3×S×S uint8 image, its augmentation parameters or None)."""
+    if transform is None:
+        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1), None
+    out = transform(img, gen)
+    return out if isinstance(out, tuple) else (out, None)
 
 
 def build_transforms(cfg, is_train):
     if is_train:
-        return TrainTransform(cfg.INPUT.SIZE, cfg.INPUT.CROP_SCALE, cfg.INPUT.FLIP_PROB, cfg.INPUT.COLOR_JITTER)
+        train = TrainTransform(cfg.INPUT.SIZE, cfg.INPUT.CROP_SCALE, cfg.INPUT.FLIP_PROB, cfg.INPUT.COLOR_JITTER)
+        return DeferredTrainTransform(train) if cfg.INPUT.AUGMENT_ON == "device" else train
     return EvalTransform(cfg.INPUT.SIZE)

@@ -8,6 +8,7 @@ import time
 
 import torch
 
+from fec.data.device_augment import build_batch_augmentation
 from fec.engine.speed import autocast
 from fec.utils import comm
 from fec.utils.metric_logger import MetricLogger
@@ -32,11 +33,14 @@ def do_train(cfg, model, data_loader, optimizer, scheduler, checkpointer, device
     eval_period = cfg.TEST.EVAL_PERIOD
     if scaler is None:
         scaler = torch.amp.GradScaler(device.type, enabled=False)  # its calls pass through
+    augment = build_batch_augmentation(cfg, device)  # INPUT.AUGMENT_ON device, else None
     model.train()
     start_time = end = time.perf_counter()
     iteration = start_iter
     for iteration, batch in enumerate(data_loader, start_iter + 1):
         data_time = time.perf_counter() - end
+        if augment is not None:
+            batch = augment(batch)
 
         with autocast(cfg, device):
             loss_dict = model(batch)

@@ -185,6 +185,12 @@ class AffectNetDataset(ExpressionDataset):
     def __len__(self):
         return len(self.paths)
 
+    def pack_identity(self):
+        """What a packed store of these faces is made from (fec.data.face_store)."""
+        keys = [f"{p} {' '.join(repr(v) for v in box)}" for p, box in zip(self.paths, self.boxes.tolist())]
+        return {"sources": [self.csv], "keys": keys, "settings": {"box_expansion": self.box_expansion},
+                "channels": 3}
+
     def image_path(self, i):
         return os.path.join(self.image_dir, self.paths[i])
 

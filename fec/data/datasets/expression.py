@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fec.data.transforms import apply_transform
+
 TASKS = ("classification", "regression", "affect", "intensity")
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -63,8 +65,11 @@ class ExpressionDataset(Dataset):
         if task == "intensity" and self._intensities is None:
             raise ValueError(f"{name}: task 'intensity' needs intensity values")
         # Set by make_data_loader: callable(H×W×3 uint8 array, torch.Generator or None)
-        # returning a 3×S×S uint8 tensor.
+        # returning a 3×S×S uint8 tensor (or, for INPUT.AUGMENT_ON device, it and its parameters).
         self.transform = None
+        # Set by make_data_loader with DATASETS.PACKED: a fec.data.face_store.FaceStore
+        # whose row i is image i, read instead of load_image.
+        self.store = None
 
     @property
     def labels(self):
@@ -104,12 +109,11 @@ class ExpressionDataset(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, None)
         index = int(index)
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        img = self.load_image(index)
-        if self.transform is None:
-            image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
-        else:
-            image = self.transform(img, gen)
+        img = self.load_image(index) if self.store is None else self.store.face(index)
+        image, params = apply_transform(self.transform, img, gen)
         item = {"image": image, "index": index}
+        if params is not None:  # INPUT.AUGMENT_ON device: applied to the batch
+            item["augment"] = params
         # Fresh tensors, not views: a view would carry the whole (N,) storage with it.
         # An unlabelled file (prediction only) gives items without a label.
         if self.task in ("classification", "affect") and self._labels is not None:

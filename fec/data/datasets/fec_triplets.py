@@ -52,11 +52,15 @@ class FECTripletDataset(TripletDataset):
         new_index = np.full(table.num_faces, -1, dtype=np.int64)
         new_index[used] = np.arange(len(used))
         super().__init__(name, new_index[triplets], table.types[keep], len(used), is_train)
-        self.image_dir = image_dir
+        self.csv, self.image_dir = csv, image_dir
         self.crop_ids = [crop_ids[i] for i in used.tolist()]
         self.csv_lines = table.line[keep]  # for tracing a triplet back to its row
         counts = ", ".join(f"{k}: {n}" for k, n in self.type_counts().items())
         logger.info("%s: kept %d triplets over %d faces (%s)", name, len(self.triplets), self.num_faces, counts)
+
+    def pack_identity(self):
+        """What a packed store of these faces is made from (fec.data.face_store)."""
+        return {"sources": [self.csv], "keys": self.crop_ids, "settings": {}, "channels": 3}
 
     def face_path(self, i):
         return os.path.join(self.image_dir, self.crop_ids[i] + ".jpg")

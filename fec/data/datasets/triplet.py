@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fec.data.transforms import apply_transform
 from fec.utils.registry import Registry
 
 # name → factory(cfg, is_train, **catalog_args) returning a dataset.
@@ -35,11 +36,14 @@ class TripletDataset(Dataset):
         self.num_faces = int(num_faces)
         self.is_train = is_train
         # Set by make_data_loader: callable(H×W×3 uint8 array, torch.Generator or None)
-        # returning a 3×S×S uint8 tensor.
+        # returning a 3×S×S uint8 tensor (or, for INPUT.AUGMENT_ON device, it and its parameters).
         self.transform = None
         # Optional (N, K) ground-truth expression vectors (synthetic data only): the
         # accuracy they score is the ceiling that annotator noise leaves.
         self.expression_vectors = None
+        # Set by make_data_loader with DATASETS.PACKED: a fec.data.face_store.FaceStore
+        # whose row i is face i, read instead of load_face.
+        self.store = None
 
     def load_face(self, i):
         raise NotImplementedError
@@ -59,12 +63,17 @@ class TripletDataset(Dataset):
         if seed is not None:
             gen = torch.Generator().manual_seed(int(seed))
         if self.is_train:
-            faces = [self._face(int(f), gen) for f in self.triplets[index]]
-            return {"images": torch.stack(faces), "type": int(self.types[index]), "index": int(index)}
-        return {"image": self._face(int(index), gen), "index": int(index)}
+            faces, params = zip(*(self._face(int(f), gen) for f in self.triplets[index]))
+            item = {"images": torch.stack(faces), "type": int(self.types[index]), "index": int(index)}
+            if params[0] is not None:  # INPUT.AUGMENT_ON device: applied to the batch
+                item["augment"] = torch.stack(params)
+            return item
+        image, params = self._face(int(index), gen)
+        item = {"image": image, "index": int(index)}
+        if params is not None:
+            item["augment"] = params
+        return item
 
     def _face(self, i, gen):
-        img = self.load_face(i)
-        if self.transform is None:
-            return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
-        return self.transform(img, gen)
+        img = self.load_face(i) if self.store is None else self.store.face(i)
+        return apply_transform(self.transform, img, gen)
