@@ -14,7 +14,7 @@ import torch
 
 from fec.config import load_config
 from fec.data import build_dataset
-from fec.data.datasets.triplet import TRIPLET_TYPE_NAMES
+from fec.data.fec_csv import TRIPLET_TYPES
 from fec.evaluation.triplet import triplet_correct
 from fec.modeling import build_model
 from fec.utils.checkpoint import Checkpointer
@@ -272,7 +272,7 @@ def test_sharded_evaluation_is_identical_for_1_2_3_processes(torchrun_run, tmp_p
         assert r["count"] == len(dataset.triplets)
     assert results[1] == results[2] == results[3]
     assert results[1]["accuracy"] == pytest.approx(correct.double().mean().item(), abs=1e-12)
-    for t, name in enumerate(TRIPLET_TYPE_NAMES):
+    for t, name in enumerate(TRIPLET_TYPES):
         entry = results[1]["per_type"][name]
         assert entry["count"] == int((types == t).sum())
         if entry["count"]:

@@ -13,7 +13,6 @@ from skimage import data as skdata
 from fec.config import paths_catalog
 from fec.data import fec_csv
 from fec.data.datasets import DATASETS
-from fec.data.datasets.triplet import TRIPLET_TYPE_NAMES
 from fec.data.datasets.fec_triplets import FECTripletDataset
 from fec.data.fec_csv import crop_id, format_fec_row, read_fec_csv
 
@@ -167,10 +166,6 @@ def test_format_fec_row_round_trip(tmp_path):
             format_fec_row(*args)
 
 
-def test_type_codes_match_the_dataset_contract():
-    assert fec_csv.TRIPLET_TYPES == TRIPLET_TYPE_NAMES
-
-
 def test_crop_id_is_stable_hex_and_distinct():
     box = (0.1, 0.5, 0.2, 0.6)
     expected = hashlib.sha1(f"{URLS[0]}|0.100000,0.500000,0.200000,0.600000".encode()).hexdigest()[:20]
@@ -252,7 +247,7 @@ def test_dataset_keeps_expected_triplets_and_logs_counts(fec_dir, caplog):
     assert "dropped 1 triplets with a missing crop (7 of 9 faces have one)" in log
     assert ("kept 4 triplets over 6 faces (ONE_CLASS_TRIPLET: 1, TWO_CLASS_TRIPLET: 1, "
             "THREE_CLASS_TRIPLET: 2)") in log
-    assert ds.type_counts() == dict(zip(TRIPLET_TYPE_NAMES, [1, 1, 2]))
+    assert ds.type_counts() == dict(zip(fec_csv.TRIPLET_TYPES, [1, 1, 2]))
 
 
 def test_dataset_items_train_and_eval(fec_dir):

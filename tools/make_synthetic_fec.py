@@ -31,9 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fec.config import cfg as default_cfg  # noqa: E402
 from fec.data.crop import BOX_EXPANSION, crop_face  # noqa: E402
-from fec.data.datasets.triplet import TRIPLET_TYPE_NAMES  # noqa: E402
 from fec.data.datasets.synthetic import SyntheticTripletDataset  # noqa: E402
-from fec.data.fec_csv import crop_id, format_fec_row  # noqa: E402
+from fec.data.fec_csv import TRIPLET_TYPES, crop_id, format_fec_row  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402
 
 CSV_NAME = "faceexp-comparison-data-{}-public.csv"
@@ -155,7 +154,7 @@ def main(argv=None):
         print(f"{split}: {ds.num_faces} faces of {identities} identities; {len(ds.triplets)} triplets ({counts}); "
               f"{ds.num_dropped} dropped with no unique majority")
         print(f"{split}: ceiling (true expressions on the triplets) {overall:.2%}; per type "
-              + ", ".join(f"{TRIPLET_TYPE_NAMES[t]} {a:.2%}" for t, a in enumerate(per_type)))
+              + ", ".join(f"{TRIPLET_TYPES[t]} {a:.2%}" for t, a in enumerate(per_type)))
         print(f"{split}: wrote {path}")
     return 0
 

@@ -24,8 +24,8 @@ def crop_id(url, box):
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
 
 
-# Same order as fec.data.datasets.triplet.TRIPLET_TYPE_NAMES (not imported: that package
-# imports this module).
+# Triplet type names, in the order of their codes 0, 1, 2 (every triplet dataset's
+# ``types``).
 TRIPLET_TYPES = ("ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET")
 NUM_COLUMNS = 28
 URL_COLUMNS = (0, 5, 10)

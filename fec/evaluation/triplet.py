@@ -2,7 +2,7 @@
 is predicted correctly when d(a,b) < d(a,c) and d(a,b) < d(b,c). Ties are wrong."""
 import torch
 
-from fec.data.datasets.triplet import TRIPLET_TYPE_NAMES
+from fec.data.fec_csv import TRIPLET_TYPES
 
 
 def triplet_correct(embeddings, triplets):
@@ -24,7 +24,7 @@ def evaluate_triplets(embeddings, triplets, types):
     if len(types) != len(correct):
         raise ValueError(f"{len(correct)} triplets but {len(types)} types")
     results = {"accuracy": _acc(correct), "count": int(len(correct)), "per_type": {}}
-    for t, name in enumerate(TRIPLET_TYPE_NAMES):
+    for t, name in enumerate(TRIPLET_TYPES):
         sel = correct[types == t]
         results["per_type"][name] = {"accuracy": _acc(sel), "count": int(len(sel))}
     return results

@@ -15,13 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fec.data.fec_csv import TRIPLET_TYPES
 from fec.data.transforms import apply_transform
 from fec.utils.registry import Registry
 
 # name → factory(cfg, is_train, **catalog_args) returning a dataset.
 DATASETS = Registry("dataset")
-
-TRIPLET_TYPE_NAMES = ("ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET")
 
 
 class TripletDataset(Dataset):
@@ -50,7 +49,7 @@ class TripletDataset(Dataset):
 
     def type_counts(self):
         counts = np.bincount(self.types, minlength=3)
-        return {TRIPLET_TYPE_NAMES[t]: int(counts[t]) for t in range(3)}
+        return {TRIPLET_TYPES[t]: int(counts[t]) for t in range(3)}
 
     def __len__(self):
         return len(self.triplets) if self.is_train else self.num_faces

@@ -1,6 +1,8 @@
-"""facenet-pytorch's Inception-ResNet-v1 (FaceNet), its children up to a cut."""
-from facenet_pytorch import InceptionResnetV1
+"""facenet-pytorch's Inception-ResNet-v1 (FaceNet), its children up to a cut.
 
+facenet_pytorch is imported when this backbone is built, not when it is registered:
+loading it takes about a second that every other model would pay.
+"""
 from ..registry import BACKBONES
 from .base import Backbone, check_cut, finish_backbone, parse_weights
 
@@ -48,6 +50,8 @@ class InceptionResnetV1Backbone(Backbone):
         stages = {"stem": [c for c in kept if c in _STEM]}
         stages.update({c: [c] for c in kept if c not in _STEM})
         super().__init__(cut_at, stages, _CHANNELS[cut_at])
+        from facenet_pytorch import InceptionResnetV1
+
         net = InceptionResnetV1(pretrained=pretrained)
         for child in kept:
             self.add_module(child, getattr(net, child))
