@@ -12,7 +12,7 @@ if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
   shift
 fi
 if [ $# -lt 2 ] || [ "$NPROC" -lt 1 ]; then
-  echo "usage: bash inference.sh [NPROC] CONFIG CHECKPOINT [KEY VALUE ...]" >&2
+  echo "error: usage: bash inference.sh [NPROC] CONFIG CHECKPOINT [KEY VALUE ...] (NPROC at least 1)" >&2
   exit 2
 fi
 CONFIG=$1
@@ -21,6 +21,7 @@ shift 2
 if [ "$NPROC" -eq 1 ]; then
   exec "$PY" tools/test_net.py --config-file "$CONFIG" --ckpt "$CKPT" "$@"
 fi
-# --standalone: a rendezvous on a free local port, so several jobs can share a machine
-exec "$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC" \
+# torchrun (fec.engine.launch: a user error is its one line and exit code 2, as with one
+# process); --standalone: a rendezvous on a free local port, so jobs can share a machine
+exec "$PY" -m fec.engine.launch --standalone --nproc_per_node="$NPROC" \
   tools/test_net.py --config-file "$CONFIG" --ckpt "$CKPT" "$@"

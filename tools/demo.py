@@ -27,6 +27,7 @@ from fec.predictor import DETECTOR_NAMES, ExpressionPredictor, list_images, read
 from fec.predictor.draw import draw_faces, face_label  # noqa: E402
 from fec.predictor.images import IMAGE_EXTENSIONS  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402
+from fec.utils.errors import UserError  # noqa: E402
 
 STAGES = ("decode", "detect", "crop", "model", "draw", "write")
 WINDOW = "fec demo"
@@ -235,7 +236,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         run(args)
-    except (DemoError, FileNotFoundError, ValueError) as e:
+    except (DemoError, UserError, FileNotFoundError, ValueError) as e:
         print(f"demo.py: error: {e}", file=sys.stderr)
         return 2
     return 0

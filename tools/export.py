@@ -26,6 +26,7 @@ from fec.predictor import list_images, prediction_config, read_image  # noqa: E4
 from fec.predictor.export import (FORMATS, ExportModule, check_parity, export_onnx, export_torchscript,  # noqa: E402
                                   latency, load_exported, sample_faces)
 from fec.utils.checkpoint import Checkpointer  # noqa: E402
+from fec.utils.errors import UserError  # noqa: E402
 
 
 def parity_faces(args, size, count):
@@ -56,7 +57,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run(args)
-    except (FileNotFoundError, NotADirectoryError, ValueError, ImportError) as e:
+    except (UserError, FileNotFoundError, NotADirectoryError, ValueError, ImportError) as e:
         print(f"export.py: error: {e}", file=sys.stderr)
         return 2
 

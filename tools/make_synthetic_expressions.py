@@ -42,6 +42,7 @@ from fec.config import cfg as default_cfg  # noqa: E402
 from fec.data.datasets.affectnet import COLUMNS  # noqa: E402
 from fec.data.datasets.synthetic_expression import SyntheticExpressionDataset  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402
+from fec.utils.errors import run_cli  # noqa: E402
 
 FER_SPLITS = (("train", "Training"), ("test", "PublicTest"), ("private_test", "PrivateTest"))
 AFFECTNET_SPLITS = (("train", "training.csv"), ("test", "validation.csv"))
@@ -117,4 +118,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

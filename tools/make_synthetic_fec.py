@@ -34,6 +34,7 @@ from fec.data.crop import BOX_EXPANSION, crop_face  # noqa: E402
 from fec.data.datasets.synthetic import SyntheticTripletDataset  # noqa: E402
 from fec.data.fec_csv import TRIPLET_TYPES, crop_id, format_fec_row  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402
+from fec.utils.errors import run_cli  # noqa: E402
 
 CSV_NAME = "faceexp-comparison-data-{}-public.csv"
 # Full-resolution colour (4:4:4): thin red lips on a 64 px face do not survive 4:2:0.
@@ -160,4 +161,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

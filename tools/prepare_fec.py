@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from fec.prepare import FetchOptions, PrepareOptions, merge_shards, prepare  # noqa: E402
 from fec.prepare.image import FACE_CHECKS  # noqa: E402
 from fec.prepare.report import summary  # noqa: E402
+from fec.utils.errors import UserError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -76,7 +77,7 @@ def main(argv=None):
                 crop_workers=args.crop_workers, max_pixels=args.max_pixels, max_triplets=args.max_triplets,
                 seed=args.seed, num_shards=args.num_shards, shard_id=args.shard_id, retry_failed=args.retry_failed,
                 progress=not args.no_progress, fetch=fetch))
-    except (OSError, ValueError, RuntimeError) as e:
+    except (UserError, OSError, ValueError, RuntimeError) as e:
         print(f"prepare_fec.py: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # before the downloads started: nothing to keep

@@ -25,6 +25,7 @@ from yacs.config import CfgNode  # noqa: E402
 from fec.predictor import DETECTOR_NAMES, ExpressionPredictor, read_image  # noqa: E402
 from fec.predictor.retrieval import build_index, face_tile, load_index, make_grid, nearest, write_png  # noqa: E402
 from fec.utils.logger import setup_logger  # noqa: E402
+from fec.utils.errors import UserError  # noqa: E402
 
 TILE = 128
 
@@ -97,7 +98,7 @@ def main(argv=None):
     logging.getLogger("fec.utils.checkpoint").setLevel(logging.WARNING)
     try:
         (cmd_index if args.command == "index" else cmd_query)(args)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+    except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as e:
         print(f"retrieve.py: error: {e}", file=sys.stderr)
         return 2
     return 0

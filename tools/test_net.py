@@ -8,13 +8,15 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from fec.data.build import check_datasets  # noqa: E402
 from fec.engine.inference import run_test  # noqa: E402
 from fec.engine.defaults import default_argument_parser, default_setup  # noqa: E402
 from fec.engine.speed import apply_cuda_settings, compile_model  # noqa: E402
 from fec.modeling import build_model  # noqa: E402
 from fec.utils import comm  # noqa: E402
-from fec.utils.checkpoint import Checkpointer  # noqa: E402
+from fec.utils.checkpoint import Checkpointer, read_checkpoint  # noqa: E402
 from fec.utils.device import resolve_device  # noqa: E402
+from fec.utils.errors import MissingFileError, run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -24,13 +26,17 @@ def main(argv=None):
     cfg, logger = default_setup(args, "fec.test")
     device = resolve_device(cfg)
     apply_cuda_settings(cfg, device)
-    model = build_model(cfg).to(device)
-    checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
     # A config's MODEL.WEIGHTS are often the starting weights of its training (another
     # architecture's), so what training wrote into OUTPUT_DIR comes first.
-    ckpt = args.ckpt or checkpointer.last_checkpoint() or cfg.MODEL.WEIGHTS
+    ckpt = args.ckpt or Checkpointer(None, save_dir=cfg.OUTPUT_DIR).last_checkpoint() or cfg.MODEL.WEIGHTS
     if not ckpt:
-        parser.error(f"no checkpoint: give --ckpt, train into OUTPUT_DIR ({cfg.OUTPUT_DIR}) first, or set MODEL.WEIGHTS")
+        raise MissingFileError(f"no checkpoint to evaluate: give --ckpt, train into OUTPUT_DIR ({cfg.OUTPUT_DIR}) "
+                               f"first, or set MODEL.WEIGHTS")
+    # cheap checks first: the checkpoint file and the datasets, before the model is built
+    read_checkpoint(ckpt, "--ckpt" if args.ckpt else "checkpoint")
+    check_datasets(cfg)
+    model = build_model(cfg).to(device)
+    checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
     checkpointer.load(ckpt, resume=False)
     results = run_test(cfg, compile_model(cfg, model), is_distributed=comm.get_world_size() > 1)
     comm.shutdown()
@@ -38,4 +44,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -12,6 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from fec.data import make_data_loader  # noqa: E402
+from fec.data.build import check_datasets  # noqa: E402
 from fec.engine.inference import flatten_results, run_test  # noqa: E402
 from fec.engine.defaults import default_argument_parser, default_setup  # noqa: E402
 from fec.engine.speed import apply_cuda_settings, compile_model, make_grad_scaler  # noqa: E402
@@ -21,6 +22,7 @@ from fec.solver import make_lr_scheduler, make_optimizer  # noqa: E402
 from fec.utils import comm  # noqa: E402
 from fec.utils.checkpoint import Checkpointer  # noqa: E402
 from fec.utils.device import resolve_device  # noqa: E402
+from fec.utils.errors import ConfigError, MissingFileError, run_cli  # noqa: E402
 from fec.utils.events import EventWriters  # noqa: E402
 
 
@@ -29,13 +31,19 @@ def train(cfg, args, logger):
     device = resolve_device(cfg)
     apply_cuda_settings(cfg, device)
     distributed = comm.get_world_size() > 1
+    if cfg.DIST.SYNC_BN and device.type != "cuda":
+        raise ConfigError(f"DIST.SYNC_BN needs CUDA (SyncBatchNorm has no CPU kernel), but the device is "
+                          f"{device}; set DIST.SYNC_BN False")
+    # cheap checks first: files and datasets before models are built and weights downloaded
+    if cfg.MODEL.WEIGHTS and not os.path.isfile(cfg.MODEL.WEIGHTS) and not (
+            args.resume and Checkpointer(None, save_dir=cfg.OUTPUT_DIR).last_checkpoint()):
+        raise MissingFileError(f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS} does not exist: train the run that writes it "
+                               f"first (for config/quickstart.yaml: bash train.sh, or config/quickstart_pretrain.yaml), "
+                               f"or set MODEL.WEIGHTS \"\" to start from scratch")
+    check_datasets(cfg)
     model = build_model(cfg)
-    if cfg.DIST.SYNC_BN:
-        if device.type != "cuda":
-            raise ValueError(f"DIST.SYNC_BN needs CUDA (SyncBatchNorm has no CPU kernel), but the device is "
-                             f"{device}; set DIST.SYNC_BN False")
-        if distributed:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if cfg.DIST.SYNC_BN and distributed:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
     logger.info("Model: %s, %.2fM parameters (%.2fM trainable)", cfg.MODEL.META_ARCHITECTURE,
                 sum(p.numel() for p in model.parameters()) / 1e6,
@@ -51,10 +59,6 @@ def train(cfg, args, logger):
     elif args.resume:
         logger.info("--resume: no checkpoint in %s, starting from scratch", cfg.OUTPUT_DIR)
     if not last and cfg.MODEL.WEIGHTS:
-        if not os.path.isfile(cfg.MODEL.WEIGHTS):
-            raise FileNotFoundError(f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS} does not exist: train the run that writes it "
-                                    f"first (for config/quickstart.yaml: bash train.sh, or config/quickstart_pretrain.yaml), "
-                                    f"or set MODEL.WEIGHTS \"\" to start from scratch")
         checkpointer.load(cfg.MODEL.WEIGHTS, resume=False, skip_prefixes=cfg.MODEL.WEIGHTS_SKIP)
     loader = make_data_loader(cfg, is_train=True, is_distributed=distributed, start_iter=start_iter)
     writers = EventWriters(cfg.OUTPUT_DIR, comm.is_main_process())
@@ -106,4 +110,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -33,6 +33,8 @@ Expression datasets, by task (what the model is trained and evaluated on):
 """
 import os
 
+from fec.utils.errors import ConfigKeyError, nearest
+
 DATASETS = {
     "synthetic_fec_train": ("SyntheticTripletDataset", {"split": "train"}),
     "synthetic_fec_test": ("SyntheticTripletDataset", {"split": "test"}),
@@ -83,7 +85,10 @@ _PATH_ARGS = ("csv", "image_dir")
 def get(name, root):
     """(factory name, keyword arguments with paths joined to ``root``) for ``name``."""
     if name not in DATASETS:
-        raise KeyError(f"dataset {name!r} is not in the catalog; known: {', '.join(sorted(DATASETS))}")
+        close = nearest(name, DATASETS)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ConfigKeyError(f"dataset {name!r} (DATASETS.TRAIN / DATASETS.TEST) is not in the catalog; {hint}"
+                             f"known: {', '.join(sorted(DATASETS))}")
     factory, args = DATASETS[name]
     args = {k: os.path.join(root, v) if k in _PATH_ARGS else v for k, v in args.items()}
     return factory, args

@@ -1,61 +1,152 @@
 """Defaults ← YAML file ← command-line KEY VALUE pairs, then frozen."""
+import os
+import re
+
+import yaml
+from yacs.config import CfgNode
+
+from fec.utils.errors import ConfigError, ConfigKeyError, MissingFileError, nearest
+
 from .defaults import _C
 
 
 def load_config(config_file=None, opts=()):
     """A frozen copy of the defaults with ``config_file`` and ``opts`` merged in.
 
-    yacs names the key in its errors: an unknown key raises KeyError
-    ("Non-existent config key: X"), a wrong type ValueError ("... for config key: X").
+    Errors name the key and where it came from: an unknown key (with the nearest
+    existing keys) raises ConfigKeyError, a value of the wrong type or out of range
+    ConfigError, a YAML syntax error ConfigError with the file and line, a missing file
+    MissingFileError.
     """
     cfg = _C.clone()
     if config_file:
-        cfg.merge_from_file(config_file)
+        _merge_file(cfg, config_file)
     opts = list(opts)
     if len(opts) % 2:
-        raise ValueError(f"config overrides come in KEY VALUE pairs; {opts[-1]!r} has no value")
-    for key in opts[0::2]:
-        _check_key(cfg, key)
-    cfg.merge_from_list(opts)
+        raise ConfigError(f"config overrides come in KEY VALUE pairs; {opts[-1]!r} has no value")
+    for key, value in zip(opts[0::2], opts[1::2]):
+        _check_key(cfg, key, "on the command line")
+        try:
+            cfg.merge_from_list([key, value])
+        except ValueError as e:
+            raise _type_error(key, value, "on the command line", e) from e
     _check(cfg)
     cfg.freeze()
     return cfg
 
 
-def _check_key(cfg, key):
+def _all_keys(node, prefix=""):
+    for k, v in node.items():
+        full = f"{prefix}{k}"
+        yield full
+        if isinstance(v, CfgNode):
+            yield from _all_keys(v, full + ".")
+
+
+def _unknown_key(key, where):
+    close = nearest(key, _all_keys(_C))
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return ConfigKeyError(f"unknown config key {key} {where}; {hint}every key is listed, with its meaning, "
+                          f"in fec/config/defaults.py")
+
+
+def _check_key(cfg, key, where):
     # yacs reports this with a bare assert, which python -O removes
     node = cfg
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise KeyError(f"Non-existent config key: {key}")
+            raise _unknown_key(key, where)
         node = node[part]
 
 
+def _check_keys(data, node, where, prefix=""):
+    """Every key of the YAML mapping ``data`` exists in ``node``."""
+    for k, v in data.items():
+        full = f"{prefix}{k}"
+        if not isinstance(node, dict) or k not in node:
+            raise _unknown_key(full, where)
+        if isinstance(v, dict) and isinstance(node[k], CfgNode):
+            _check_keys(v, node[k], where, full + ".")
+
+
+def _default(key):
+    node = _C
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _type_error(key, value, where, error):
+    default = _default(key)
+    kind = {bool: "True or False", int: "an integer", float: "a number", str: "a string",
+            list: "a list", tuple: "a list"}.get(type(default), type(default).__name__)
+    if isinstance(default, CfgNode):
+        return ConfigError(f"config key {key} {where} is a group of keys, not a value; set one of "
+                           f"{', '.join(f'{key}.{k}' for k in default)}")
+    return ConfigError(f"config key {key} {where} takes {kind} (default {default!r}), got {value!r}")
+
+
+def _merge_file(cfg, path):
+    if not os.path.isfile(path):
+        raise MissingFileError(f"config file {path} not found; give an existing YAML file to --config-file "
+                               f"(the shipped ones are under config/)")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise MissingFileError(f"cannot read config file {path}: {e}") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context = getattr(e, "context", None)
+        raise ConfigError(f"{path}{where}: YAML syntax error: {problem}"
+                          f"{f' ({context})' if context else ''}; fix the file") from e
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a config: it holds a {type(data).__name__}, not KEY: VALUE pairs")
+    where = f"in {path}"
+    _check_keys(data, cfg, where)
+    try:
+        cfg.merge_from_other_cfg(CfgNode(data))
+    except ValueError as e:
+        m = re.search(r"for config key: (\S+)", str(e))
+        if not m:
+            raise ConfigError(f"{path}: {e}") from e
+        key = m.group(1)
+        value = data
+        for part in key.split("."):
+            value = value[part]
+        raise _type_error(key, value, where, e) from e
+
 def _check(cfg):
     if not 16 <= cfg.INPUT.SIZE <= 299:
-        raise ValueError(f"INPUT.SIZE must be within 16..299, got {cfg.INPUT.SIZE}")
+        raise ConfigError(f"INPUT.SIZE must be within 16..299, got {cfg.INPUT.SIZE}")
     if cfg.INPUT.AUGMENT_ON not in ("loader", "device"):
-        raise ValueError(f"INPUT.AUGMENT_ON must be loader or device, got {cfg.INPUT.AUGMENT_ON!r}")
+        raise ConfigError(f"INPUT.AUGMENT_ON must be loader or device, got {cfg.INPUT.AUGMENT_ON!r}")
     c = cfg.MODEL.CLASSIFIER
     if c.NUM_CLASSES < 2 or len(c.CLASS_NAMES) != c.NUM_CLASSES:
-        raise ValueError(f"MODEL.CLASSIFIER.CLASS_NAMES needs one name per class: NUM_CLASSES is "
+        raise ConfigError(f"MODEL.CLASSIFIER.CLASS_NAMES needs one name per class: NUM_CLASSES is "
                          f"{c.NUM_CLASSES} (at least 2), CLASS_NAMES has {len(c.CLASS_NAMES)}")
     if c.CLASS_WEIGHTS and (len(c.CLASS_WEIGHTS) != c.NUM_CLASSES or min(c.CLASS_WEIGHTS) < 0):
-        raise ValueError(f"MODEL.CLASSIFIER.CLASS_WEIGHTS needs {c.NUM_CLASSES} non-negative weights "
+        raise ConfigError(f"MODEL.CLASSIFIER.CLASS_WEIGHTS needs {c.NUM_CLASSES} non-negative weights "
                          f"(or none), got {list(c.CLASS_WEIGHTS)}")
     if not 0.0 <= c.LABEL_SMOOTHING < 1.0:
-        raise ValueError(f"MODEL.CLASSIFIER.LABEL_SMOOTHING must be in [0, 1), got {c.LABEL_SMOOTHING}")
+        raise ConfigError(f"MODEL.CLASSIFIER.LABEL_SMOOTHING must be in [0, 1), got {c.LABEL_SMOOTHING}")
     if cfg.MODEL.REGRESSOR.LOSS not in ("mse", "ccc"):
-        raise ValueError(f"MODEL.REGRESSOR.LOSS must be mse or ccc, got {cfg.MODEL.REGRESSOR.LOSS!r}")
+        raise ConfigError(f"MODEL.REGRESSOR.LOSS must be mse or ccc, got {cfg.MODEL.REGRESSOR.LOSS!r}")
     if len(cfg.MODEL.LOSS.MARGINS) != 3:
-        raise ValueError("MODEL.LOSS.MARGINS needs three margins (one-, two-, three-class)")
+        raise ConfigError("MODEL.LOSS.MARGINS needs three margins (one-, two-, three-class)")
     if cfg.SOLVER.IMS_PER_BATCH < 1 or cfg.TEST.IMS_PER_BATCH < 1:
-        raise ValueError("SOLVER.IMS_PER_BATCH and TEST.IMS_PER_BATCH must be positive")
+        raise ConfigError("SOLVER.IMS_PER_BATCH and TEST.IMS_PER_BATCH must be positive")
     if cfg.DIST.BACKEND not in ("auto", "nccl", "gloo"):
-        raise ValueError(f"DIST.BACKEND must be auto, nccl or gloo, got {cfg.DIST.BACKEND!r}")
+        raise ConfigError(f"DIST.BACKEND must be auto, nccl or gloo, got {cfg.DIST.BACKEND!r}")
     if cfg.SOLVER.AMP.DTYPE not in ("bfloat16", "float16"):
-        raise ValueError(f"SOLVER.AMP.DTYPE must be bfloat16 or float16, got {cfg.SOLVER.AMP.DTYPE!r}")
+        raise ConfigError(f"SOLVER.AMP.DTYPE must be bfloat16 or float16, got {cfg.SOLVER.AMP.DTYPE!r}")
     if cfg.DATALOADER.PREFETCH_FACTOR < 1:
-        raise ValueError(f"DATALOADER.PREFETCH_FACTOR must be positive, got {cfg.DATALOADER.PREFETCH_FACTOR}")
+        raise ConfigError(f"DATALOADER.PREFETCH_FACTOR must be positive, got {cfg.DATALOADER.PREFETCH_FACTOR}")
     if cfg.DIST.TIMEOUT <= 0:
-        raise ValueError(f"DIST.TIMEOUT must be a positive number of seconds, got {cfg.DIST.TIMEOUT}")
+        raise ConfigError(f"DIST.TIMEOUT must be a positive number of seconds, got {cfg.DIST.TIMEOUT}")

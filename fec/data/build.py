@@ -1,11 +1,14 @@
 """Catalog name → dataset → transforms → sampler → batch sampler → DataLoader."""
 import bisect
+import logging
+import os
 
 import torch
 from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 
 from fec.config import paths_catalog
 from fec.utils import comm
+from fec.utils.errors import ConfigError, DatasetError
 
 from .datasets import DATASETS
 from .face_store import open_store
@@ -22,6 +25,23 @@ def build_dataset(cfg, name, is_train):
     return dataset
 
 
+def check_datasets(cfg):
+    """Every file and folder the config's datasets read exists: a cheap check, run
+    before models are built or weights downloaded."""
+    for split, names in (("DATASETS.TRAIN", cfg.DATASETS.TRAIN), ("DATASETS.TEST", cfg.DATASETS.TEST)):
+        for name in names:
+            _, args = paths_catalog.get(name, cfg.DATASETS.ROOT)
+            for key in ("csv", "image_dir"):
+                path = args.get(key)
+                if path and not os.path.exists(path):
+                    folder = os.path.relpath(path, cfg.DATASETS.ROOT).split(os.sep)[0]
+                    link = os.path.join(cfg.DATASETS.ROOT, folder)
+                    what = "is not linked" if not os.path.exists(link) else "is not prepared"
+                    raise DatasetError(f"dataset {name} ({split}) {what}: {path} does not exist; run `make link "
+                                       f"{folder.upper()}=/path/to/{folder}` (or set DATASETS.ROOT) to point "
+                                       f"{link} at the prepared dataset")
+
+
 class SeededConcatDataset(ConcatDataset):
     """ConcatDataset that passes the training sampler's ``(index, seed)`` keys on to
     the dataset holding ``index`` (torch's compares the key with 0 and fails)."""
@@ -35,9 +55,15 @@ class SeededConcatDataset(ConcatDataset):
 
 def _per_rank(total, key, world):
     if total % world:
-        raise ValueError(f"{key} = {total} is the global batch and must divide evenly over "
-                         f"{world} processes")
+        raise ConfigError(f"{key} = {total} is the global batch and must divide evenly over "
+                          f"{world} processes; give a multiple of {world}")
     return total // world
+
+
+def split_evenly(total, world, rank):
+    """Rank ``rank``'s part of ``total`` split over ``world`` as evenly as possible
+    (the first ``total % world`` ranks take one more), at least 1."""
+    return max(1, total // world + (1 if rank < total % world else 0))
 
 
 def make_data_loader(cfg, is_train, is_distributed=False, start_iter=0):
@@ -61,7 +87,13 @@ def make_data_loader(cfg, is_train, is_distributed=False, start_iter=0):
         return DataLoader(dataset, batch_sampler=batches, **options,
                           # its own generator: the global RNG is not consumed, so resume is exact
                           generator=torch.Generator().manual_seed(cfg.SEED))
-    batch = _per_rank(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH", world)
+    # the evaluation batch changes no result, so it need not divide evenly
+    batch = split_evenly(cfg.TEST.IMS_PER_BATCH, world, rank)
+    if cfg.TEST.IMS_PER_BATCH % world:
+        logging.getLogger(__name__).info(
+            "TEST.IMS_PER_BATCH %d split over %d processes as evenly as possible: %s per process",
+            cfg.TEST.IMS_PER_BATCH, world, ", ".join(str(split_evenly(cfg.TEST.IMS_PER_BATCH, world, r))
+                                                      for r in range(world)))
     loaders = []
     for name in cfg.DATASETS.TEST:
         dataset = build_dataset(cfg, name, False)

@@ -20,6 +20,7 @@ from fec.config import load_config
 from fec.utils import comm
 from fec.utils.device import resolve_device
 from fec.utils.env import collect_env_info, seed_all
+from fec.utils.errors import ConfigError, LaunchError
 from fec.utils.logger import setup_logger
 
 
@@ -52,7 +53,22 @@ def first_slurm_host(nodelist):
 
 def dist_env(environ, local_rank_arg=None):
     """Rank, world size, local rank and rendezvous address from the launcher's
-    environment: torchrun / torch.distributed.launch first, else SLURM, else one process."""
+    environment: torchrun / torch.distributed.launch first, else SLURM, else one process.
+    Values that cannot be are a LaunchError naming the variable."""
+    try:
+        env = _dist_env(environ, local_rank_arg)
+    except ValueError as e:
+        raise LaunchError(f"bad launch environment: {e}; launch with torchrun, srun or plain python") from e
+    if env.world_size < 1 or not 0 <= env.rank < env.world_size or env.local_rank < 0:
+        raise LaunchError(f"bad launch environment: rank {env.rank}, local rank {env.local_rank} of world size "
+                          f"{env.world_size} (RANK, LOCAL_RANK, WORLD_SIZE); launch with torchrun, srun or "
+                          f"plain python")
+    if not 0 < env.master_port < 65536:
+        raise LaunchError(f"bad launch environment: MASTER_PORT {env.master_port} is not a port (1..65535)")
+    return env
+
+
+def _dist_env(environ, local_rank_arg=None):
     if "WORLD_SIZE" in environ:
         local = local_rank_arg if local_rank_arg is not None else environ.get("LOCAL_RANK", 0)
         return DistEnv(int(environ.get("RANK", 0)), int(environ["WORLD_SIZE"]), int(local),
@@ -80,12 +96,18 @@ def init_distributed(cfg, local_rank_arg=None):
     if backend == "auto":
         backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl" and device.type != "cuda":
-        raise RuntimeError(f"DIST.BACKEND nccl needs CUDA, but MODEL.DEVICE resolves to {device}; use gloo")
+        raise ConfigError(f"DIST.BACKEND nccl needs CUDA, but MODEL.DEVICE resolves to {device}; use gloo")
     os.environ.setdefault("MASTER_ADDR", env.master_addr)
     os.environ.setdefault("MASTER_PORT", str(env.master_port))
-    dist.init_process_group(backend, init_method="env://", rank=env.rank, world_size=env.world_size,
-                            timeout=datetime.timedelta(seconds=cfg.DIST.TIMEOUT),
-                            device_id=device if device.type == "cuda" else None)
+    try:
+        dist.init_process_group(backend, init_method="env://", rank=env.rank, world_size=env.world_size,
+                                timeout=datetime.timedelta(seconds=cfg.DIST.TIMEOUT),
+                                device_id=device if device.type == "cuda" else None)
+    except (RuntimeError, ValueError) as e:  # torch's DistNetworkError / DistStoreError are RuntimeErrors
+        reason = " ".join(str(e).split())[:200]
+        raise LaunchError(f"process {env.rank} of {env.world_size} could not join the process group at "
+                          f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} (MASTER_ADDR, MASTER_PORT): "
+                          f"{reason}; is the port free and the address reachable from every process?") from e
     return env.world_size
 
 
@@ -94,7 +116,7 @@ def default_setup(args, name):
     OUTPUT_DIR."""
     stray = [o for o in args.opts if o.startswith("--")]
     if stray:
-        raise SystemExit(f"error: {stray[0]} comes after the KEY VALUE overrides; put flags first")
+        raise ConfigError(f"{stray[0]} comes after the KEY VALUE overrides; put flags first")
     cfg = load_config(args.config_file or None, args.opts)
     init_distributed(cfg, args.local_rank)
     rank = comm.get_rank()

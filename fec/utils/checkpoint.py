@@ -7,6 +7,7 @@ import random
 import numpy as np
 import torch
 
+from .errors import CheckpointError, ConfigError, MissingFileError
 from .io import atomic_path, atomic_write
 
 TAG = "last_checkpoint"
@@ -26,6 +27,29 @@ def atomic_save(obj, path):
     leaves either the old file or the new one, never half of one."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def read_checkpoint(path, what="checkpoint"):
+    """``torch.load(path)`` (tensors only, on the CPU); a file that is missing,
+    unreadable, not a PyTorch file, truncated or holding arbitrary objects is a
+    CheckpointError / MissingFileError naming it."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{what} {path} not found; give the path of a .pth file that exists")
+    if not os.access(path, os.R_OK):
+        raise MissingFileError(f"cannot read {what} {path}: permission denied")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        if magic == b"PK\x03\x04":  # torch.save's zip format
+            if "weights_only" in str(e) or "Unsupported global" in str(e):
+                raise CheckpointError(f"{what} {path} holds Python objects besides tensors, which are not "
+                                      f"loaded for safety; save its state_dict with torch.save instead") from e
+            raise CheckpointError(f"{what} {path} is truncated or damaged (the copy or the save did not "
+                                  f"finish?); copy it again or use an earlier checkpoint") from e
+        raise CheckpointError(f"{what} {path} is not a PyTorch checkpoint (.pth written by torch.save); "
+                              f"check the path") from e
 
 
 def get_rng_states():
@@ -58,6 +82,17 @@ def _plain_key(key):
     return key
 
 
+def _by_prefix(keys):
+    """"backbone.* 48, heads.* 4": how many keys under each top-level module."""
+    counts = {}
+    for k in keys:
+        prefix = k.split(" ")[0].split(".")[0]
+        counts[prefix] = counts.get(prefix, 0) + 1
+    shown = sorted(counts.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{p}.* {n}" for p, n in shown[:4])
+    return text + (f", {len(shown) - 4} more groups" if len(shown) > 4 else "")
+
+
 def load_model_state(model, state, source, skip_prefixes=()):
     """Load ``state`` into ``model`` strictly; a mismatch names the keys and the file.
 
@@ -88,10 +123,11 @@ def load_model_state(model, state, source, skip_prefixes=()):
         for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
                             ("shape mismatches (checkpoint vs model)", wrong_shape)):
             if keys:
-                more = f" ... and {len(keys) - 8} more" if len(keys) > 8 else ""
-                parts.append(f"{label}: {', '.join(keys[:8])}{more}")
-        raise RuntimeError(f"checkpoint {source} does not fit this model (another architecture?); "
-                           + "; ".join(parts))
+                more = f" ... and {len(keys) - 4} more" if len(keys) > 4 else ""
+                parts.append(f"{label}: {', '.join(keys[:4])}{more} ({len(keys)} in all; {_by_prefix(keys)})")
+        raise CheckpointError(f"checkpoint {source} does not fit this model (another architecture?); "
+                              + "; ".join(parts) + "; give the config the checkpoint was trained with (its "
+                              "OUTPUT_DIR/config.yaml), or MODEL.WEIGHTS_SKIP for the keys to leave out")
     unwrap(model).load_state_dict(state, strict=not skip)
 
 
@@ -135,19 +171,21 @@ class Checkpointer:
         scaler and RNG states. Returns the iteration to continue from (0 when not resuming).
         ``skip_prefixes``: model keys not to load (see load_model_state)."""
         if resume and skip_prefixes:
-            raise ValueError("resuming loads the whole checkpoint; skip_prefixes is for starting weights")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint not found: {path}")
+            raise ConfigError("resuming loads the whole checkpoint; MODEL.WEIGHTS_SKIP is for starting weights")
         self.logger.info("Loading checkpoint %s", path)
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = read_checkpoint(path)
         state = data["model"] if isinstance(data, dict) and "model" in data else data
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"checkpoint {path} holds no model weights (a dict of tensors); "
+                                  f"give an fec checkpoint or a state_dict")
         load_model_state(self.model, state, path, skip_prefixes)
         if not resume:
             return 0
         for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler)):
             if obj is not None:
                 if key not in data:
-                    raise KeyError(f"checkpoint {path} has no {key} state to resume from")
+                    raise CheckpointError(f"checkpoint {path} has no {key} state to resume from; "
+                                          f"start it as MODEL.WEIGHTS instead of resuming")
                 obj.load_state_dict(data[key])
         if self.scaler is not None and self.scaler.is_enabled():
             if "scaler" in data:

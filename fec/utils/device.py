@@ -3,6 +3,7 @@ process sees and its local rank. Shared by training, evaluation and the predicto
 import torch
 
 from fec.utils import comm
+from fec.utils.errors import LaunchError
 
 
 def resolve_device(cfg, local_rank=None):
@@ -14,12 +15,12 @@ def resolve_device(cfg, local_rank=None):
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r} but CUDA is not available; use cpu or auto")
+            raise LaunchError(f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r} but CUDA is not available; use cpu or auto")
         if name == "cuda":
             count = torch.cuda.device_count()
             if local_rank >= count:
-                raise RuntimeError(f"process with local rank {local_rank} needs GPU {local_rank}, but {count} "
-                                   f"GPU(s) are visible: launch at most {count} processes per node")
+                raise LaunchError(f"process with local rank {local_rank} needs GPU {local_rank}, but {count} "
+                                  f"GPU(s) are visible: launch at most {count} processes per node")
             name = f"cuda:{local_rank}"
         torch.cuda.set_device(torch.device(name))
     return torch.device(name)

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from fec.data.crop import square_pixel_box
 from fec.utils import comm
+from fec.utils.errors import DatasetError
 
 from .triplet import DATASETS
 from .expression import AFFECTNET_CLASSES, ExpressionDataset
@@ -63,7 +64,7 @@ def _safe_relative(path):
 def read_affectnet_csv(path):
     """Every row of an AffectNet CSV; a malformed row is an error naming file and line."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist; {_LINK_HINT}")
+        raise DatasetError(f"{path} does not exist; {_LINK_HINT}")
     paths, boxes, expression, va, lines = [], [], [], [], []
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
@@ -136,7 +137,7 @@ def rows_for_task(table, task):
 def check_images(image_dir, paths, lines, csv_path):
     """Raise FileNotFoundError naming the first missing images, listing each sub-folder once."""
     if not os.path.isdir(image_dir):
-        raise FileNotFoundError(f"the AffectNet image folder {image_dir} does not exist; {_LINK_HINT}")
+        raise DatasetError(f"the AffectNet image folder {image_dir} does not exist; {_LINK_HINT}")
     listings = {}
     missing = []
     for p, line in zip(paths, lines.tolist()):

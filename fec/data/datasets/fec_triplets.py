@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from fec.data.fec_csv import read_fec_csv
+from fec.utils.errors import DatasetError
 
 from .triplet import DATASETS, TripletDataset
 
@@ -23,7 +24,7 @@ class FECTripletDataset(TripletDataset):
     def __init__(self, csv, image_dir, is_train, name=None):
         for path in (csv, image_dir):
             if not os.path.exists(path):
-                raise FileNotFoundError(f"{path} does not exist; {_LINK_HINT}")
+                raise DatasetError(f"{path} does not exist; {_LINK_HINT}")
         if not os.path.isdir(image_dir):
             raise NotADirectoryError(f"{image_dir} is not a folder of face crops; {_LINK_HINT}")
         name = name or os.path.splitext(os.path.basename(csv))[0]

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from fec.utils import comm
 from fec.utils.io import atomic_write
+from fec.utils.errors import DatasetError
 
 from .triplet import DATASETS
 from .expression import FER2013_CLASSES, ExpressionDataset, grey_to_rgb
@@ -166,7 +167,7 @@ def _write_cache(path, table, stamp):
 def load_fer2013(csv_path, cache_dir=""):
     """The FER2013Table of ``csv_path``, from its cache when the cache is current."""
     if not os.path.isfile(csv_path):
-        raise FileNotFoundError(f"{csv_path} does not exist; {_LINK_HINT}")
+        raise DatasetError(f"{csv_path} does not exist; {_LINK_HINT}")
     stamp = _stamp(csv_path)
     cache = cache_path(csv_path, cache_dir)
     table = _read_cache(cache, stamp)

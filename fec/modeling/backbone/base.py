@@ -11,6 +11,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from fec.utils.checkpoint import read_checkpoint
+from fec.utils.errors import CheckpointError, ConfigError, WeightsError
+
 
 class Backbone(nn.Module):
     """Subclasses set ``name``, ``pixel_mean``, ``pixel_std`` and ``reductions`` and add
@@ -67,7 +70,7 @@ class Backbone(nn.Module):
 
     def check_input_size(self, input_size):
         if input_size < self.min_input_size:
-            raise ValueError(
+            raise ConfigError(
                 f"INPUT.SIZE={input_size} is too small for {self.name} cut at "
                 f"{self.cut_at!r} (MODEL.BACKBONE.CUT_AT): it needs at least "
                 f"{self.min_input_size} px; raise INPUT.SIZE or cut earlier"
@@ -80,7 +83,7 @@ class Backbone(nn.Module):
         if freeze_at == -1:
             freeze_at = count
         if not 0 <= freeze_at <= count:
-            raise ValueError(
+            raise ConfigError(
                 f"MODEL.BACKBONE.FREEZE_AT={freeze_at}: {self.name} cut at {self.cut_at!r} "
                 f"has {count} stages ({', '.join(self.stage_names)}); use -1..{count}"
             )
@@ -106,11 +109,11 @@ class Backbone(nn.Module):
 
     def load_weights_file(self, path):
         """Load a state_dict of the uncut network; keys of cut-off layers are ignored."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(path, "MODEL.BACKBONE.WEIGHTS file")
         if not isinstance(state, Mapping) or not all(
             isinstance(v, torch.Tensor) for v in state.values()
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"{path} (MODEL.BACKBONE.WEIGHTS) is not a state_dict of tensors; give a "
                 f"whole fec checkpoint as MODEL.WEIGHTS instead"
             )
@@ -118,11 +121,12 @@ class Backbone(nn.Module):
         try:
             result = self.load_state_dict(own, strict=False)
         except RuntimeError as e:  # shape mismatches
-            raise RuntimeError(f"cannot load {path} into {self.name}: {e}") from e
+            shown = " ".join(str(e).split())[:300]
+            raise CheckpointError(f"cannot load {path} (MODEL.BACKBONE.WEIGHTS) into {self.name}: {shown}") from e
         for what, keys in (("lacks", result.missing_keys), ("has unknown", result.unexpected_keys)):
             if keys:
                 shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
-                raise ValueError(
+                raise ConfigError(
                     f"{path} (MODEL.BACKBONE.WEIGHTS) {what} keys of {self.name} cut at "
                     f"{self.cut_at!r}: {shown}"
                 )
@@ -130,7 +134,7 @@ class Backbone(nn.Module):
 
 def check_cut(cut_at, known, backbone_name):
     if cut_at not in known:
-        raise ValueError(
+        raise ConfigError(
             f"MODEL.BACKBONE.CUT_AT={cut_at!r} is not a stage of {backbone_name}; "
             f"choose one of {', '.join(known)}"
         )
@@ -146,10 +150,25 @@ def parse_weights(weights, known_names, backbone_name):
     if os.path.isfile(weights):
         return None, weights
     names = ", ".join(repr(n) for n in known_names) or "none"
-    raise ValueError(
+    raise ConfigError(
         f"MODEL.BACKBONE.WEIGHTS={weights!r} is neither a pretrained name known to "
-        f"{backbone_name} ({names}) nor an existing file"
+        f"{backbone_name} ({names}) nor an existing file; give one of those names, a local state_dict "
+        f"file, or \"\" for random initialisation"
     )
+
+
+def download_pretrained(fetch, name, backbone_name):
+    """``fetch()`` (which downloads ``name`` weights unless they are cached); a failed
+    download is a WeightsError that says how to give the weights as a local file."""
+    try:
+        return fetch()
+    except (OSError, ConnectionError, TimeoutError) as e:  # urllib.error.URLError is an OSError
+        reason = " ".join(str(getattr(e, "reason", e)).split())[:200]
+        raise WeightsError(
+            f"MODEL.BACKBONE.WEIGHTS {name!r} must be downloaded for {backbone_name}, and the download failed "
+            f"({reason}): no network? Download the state_dict on a machine that has one and give its path: "
+            f"MODEL.BACKBONE.WEIGHTS /path/to/weights.pth (or \"\" for random initialisation)"
+        ) from e
 
 
 def finish_backbone(backbone, cfg, weights_file):

@@ -4,7 +4,7 @@ facenet_pytorch is imported when this backbone is built, not when it is register
 loading it takes about a second that every other model would pay.
 """
 from ..registry import BACKBONES
-from .base import Backbone, check_cut, finish_backbone, parse_weights
+from .base import Backbone, check_cut, download_pretrained, finish_backbone, parse_weights
 
 # child → output channels, in running order (facenet_pytorch's names).
 _CHANNELS = {
@@ -62,5 +62,7 @@ def build_inception_resnet_v1(cfg):
     name, path = parse_weights(
         cfg.MODEL.BACKBONE.WEIGHTS, ("vggface2", "casia-webface"), "inception_resnet_v1"
     )
-    backbone = InceptionResnetV1Backbone(cfg.MODEL.BACKBONE.CUT_AT or "repeat_2", name)
+    backbone = download_pretrained(
+        lambda: InceptionResnetV1Backbone(cfg.MODEL.BACKBONE.CUT_AT or "repeat_2", name), name, "inception_resnet_v1"
+    )
     return finish_backbone(backbone, cfg, path)

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from ..registry import BACKBONES
-from .base import Backbone, check_cut, finish_backbone, parse_weights
+from .base import Backbone, check_cut, download_pretrained, finish_backbone, parse_weights
 
 # stage → indices of its blocks in torchvision's ``features``.
 _STAGES = {
@@ -58,6 +58,6 @@ def build_mobilenet_v2(cfg):
     net = None
     if name == "imagenet":  # downloads: only when asked for
         weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
-        net = torchvision.models.mobilenet_v2(weights=weights)
+        net = download_pretrained(lambda: torchvision.models.mobilenet_v2(weights=weights), name, "mobilenet_v2")
     backbone = MobileNetV2(cfg.MODEL.BACKBONE.CUT_AT or "last_conv", net)
     return finish_backbone(backbone, cfg, path)

@@ -2,7 +2,7 @@
 import torchvision
 
 from ..registry import BACKBONES
-from .base import Backbone, check_cut, finish_backbone, parse_weights
+from .base import Backbone, check_cut, download_pretrained, finish_backbone, parse_weights
 
 # stage → torchvision child names; the children keep torchvision's names so that a
 # torchvision state_dict loads as it is.
@@ -46,6 +46,6 @@ def build_resnet18(cfg):
     net = None
     if name == "imagenet":  # downloads: only when asked for
         weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
-        net = torchvision.models.resnet18(weights=weights)
+        net = download_pretrained(lambda: torchvision.models.resnet18(weights=weights), name, "resnet18")
     backbone = ResNet18(cfg.MODEL.BACKBONE.CUT_AT or "layer4", net)
     return finish_backbone(backbone, cfg, path)
