@@ -51,7 +51,8 @@ def train(cfg, args, logger):
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
     scaler = make_grad_scaler(cfg, device)
-    checkpointer = Checkpointer(model, optimizer, scheduler, cfg.OUTPUT_DIR, comm.is_main_process(), scaler)
+    checkpointer = Checkpointer(model, optimizer, scheduler, cfg.OUTPUT_DIR, comm.is_main_process(), scaler,
+                                keep=cfg.SOLVER.CHECKPOINT_KEEP)
     start_iter = 0
     last = checkpointer.last_checkpoint() if args.resume else None
     if last:

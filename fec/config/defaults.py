@@ -239,6 +239,9 @@ _C.SOLVER.WARMUP_ITERS = 500
 _C.SOLVER.WARMUP_FACTOR = 0.001
 # Save a checkpoint every CHECKPOINT_PERIOD iterations (and at the end).
 _C.SOLVER.CHECKPOINT_PERIOD = 2500
+# Keep only the newest CHECKPOINT_KEEP periodic checkpoints (model_NNNNNNN.pth) besides
+# model_final; 0 keeps them all. Older ones are removed after each new one is complete.
+_C.SOLVER.CHECKPOINT_KEEP = 0
 # Clip the gradient norm to this value; 0 disables clipping.
 _C.SOLVER.CLIP_GRAD_NORM = 0.0
 # Mixed precision: torch.autocast around the model's forward in training and

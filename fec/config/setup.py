@@ -148,5 +148,7 @@ def _check(cfg):
         raise ConfigError(f"SOLVER.AMP.DTYPE must be bfloat16 or float16, got {cfg.SOLVER.AMP.DTYPE!r}")
     if cfg.DATALOADER.PREFETCH_FACTOR < 1:
         raise ConfigError(f"DATALOADER.PREFETCH_FACTOR must be positive, got {cfg.DATALOADER.PREFETCH_FACTOR}")
+    if cfg.SOLVER.CHECKPOINT_KEEP < 0:
+        raise ConfigError(f"SOLVER.CHECKPOINT_KEEP must be 0 (keep all) or more, got {cfg.SOLVER.CHECKPOINT_KEEP}")
     if cfg.DIST.TIMEOUT <= 0:
         raise ConfigError(f"DIST.TIMEOUT must be a positive number of seconds, got {cfg.DIST.TIMEOUT}")

@@ -1,16 +1,20 @@
 """Checkpoints: model, optimizer, scheduler, loss scaler, iteration and RNG states in one file,
 written atomically, with a ``last_checkpoint`` tag naming the newest complete one."""
+import errno
 import logging
 import os
 import random
+import re
 
 import numpy as np
 import torch
 
-from .errors import CheckpointError, ConfigError, MissingFileError
+from .errors import CheckpointError, ConfigError, DiskFullError, MissingFileError
 from .io import atomic_path, atomic_write
 
 TAG = "last_checkpoint"
+# what do_train's periodic checkpoints are named
+PERIODIC = re.compile(r"model_\d{7}\.pth")
 
 
 def unwrap(model):
@@ -132,8 +136,11 @@ def load_model_state(model, state, source, skip_prefixes=()):
 
 
 class Checkpointer:
-    def __init__(self, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=True, scaler=None):
+    def __init__(self, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=True, scaler=None,
+                 keep=0):
         self.model = model
+        # periodic checkpoints (model_NNNNNNN.pth) kept besides model_final; 0: all
+        self.keep = keep
         self.optimizer = optimizer
         self.scheduler = scheduler
         # a torch.amp.GradScaler; saved and resumed only when enabled (float16)
@@ -153,9 +160,32 @@ class Checkpointer:
         if self.scaler is not None and self.scaler.is_enabled():
             data["scaler"] = self.scaler.state_dict()
         path = os.path.join(self.save_dir, f"{name}.pth")
-        atomic_save(data, path)
-        atomic_write(os.path.join(self.save_dir, TAG), f"{name}.pth")
+        try:
+            # the tag is written after the file is complete: a failure leaves the
+            # previous checkpoint and its tag as they were
+            atomic_save(data, path)
+            atomic_write(os.path.join(self.save_dir, TAG), f"{name}.pth")
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            last = self.last_checkpoint()
+            kept = f"the last complete checkpoint, {last}, and its last_checkpoint tag are intact" if last else \
+                "no earlier checkpoint was written"
+            raise DiskFullError(
+                f"no space left on the device of {self.save_dir} (OUTPUT_DIR) to write checkpoint {path}; {kept}. "
+                f"Free space, or keep fewer checkpoints (SOLVER.CHECKPOINT_KEEP), then continue with --resume") from e
         self.logger.info("Saved checkpoint %s (iteration %d)", path, iteration)
+        if PERIODIC.fullmatch(f"{name}.pth"):
+            self._prune()
+
+    def _prune(self):
+        """Remove all but the newest ``keep`` periodic checkpoints (model_final stays)."""
+        if self.keep <= 0:
+            return
+        periodic = sorted(f for f in os.listdir(self.save_dir) if PERIODIC.fullmatch(f))
+        for old in periodic[:-self.keep]:
+            os.remove(os.path.join(self.save_dir, old))
+            self.logger.info("Removed old checkpoint %s (SOLVER.CHECKPOINT_KEEP %d)", old, self.keep)
 
     def last_checkpoint(self):
         tag = os.path.join(self.save_dir, TAG)

@@ -49,6 +49,10 @@ class CheckpointError(UserError, RuntimeError):
     """A file that is not a checkpoint, is truncated, or is of another model."""
 
 
+class DiskFullError(UserError, OSError):
+    """A write that failed for lack of space (ENOSPC, EDQUOT)."""
+
+
 class WeightsError(UserError, RuntimeError):
     """Pretrained weights that cannot be had (e.g. they need a network that is not there)."""
 
