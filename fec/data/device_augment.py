@@ -20,7 +20,7 @@ def resized_crops(images, boxes, flips, size):
     from torchvision.ops import roi_align
 
     n = images.shape[0]
-    x = images.float()
+    x = images.float().contiguous()
     boxes = boxes.to(x.dtype)
     rois = torch.cat([torch.arange(n, device=x.device, dtype=x.dtype)[:, None], boxes[:, :2],
                       boxes[:, :2] + boxes[:, 2:4]], 1)
@@ -50,7 +50,9 @@ def color_jitter(x, factors):
 
 class DeviceAugmentation:
     """Applies the drawn parameters of a training batch (its ``augment`` entry) to its
-    ``image`` (N, 3, S, S) or ``images`` (B, 3, 3, S, S) on ``device``; the result is
+    channels-last faces, ``image`` (N, S, S, 3) or ``images`` (B, 3, S, S, 3) or three
+    (B, S, S, 3) (as a triplet dataset's items collate), on
+    ``device``; the result, ``image`` (N, 3, S, S) or ``images`` (B, 3, 3, S, S), is
     float32 with whole values 0..255, what the model's normalisation takes."""
 
     def __init__(self, size, color_jitter, device):
@@ -61,14 +63,16 @@ class DeviceAugmentation:
             return batch
         key = "images" if "images" in batch else "image"
         images = batch[key]
+        if isinstance(images, (list, tuple)):  # a triplet batch: the three faces' batches
+            images = torch.stack([t.to(self.device, non_blocking=True) for t in images], 1)
         shape = images.shape
-        faces = images.reshape(-1, *shape[-3:]).to(self.device, non_blocking=True)
+        faces = images.reshape(-1, *shape[-3:]).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         params = batch["augment"].reshape(-1, PARAMS_PER_FACE).to(self.device, non_blocking=True)
         out = resized_crops(faces, params[:, :4], params[:, 4], self.size)
         if self.jitter:
             out = color_jitter(out, params[:, 5:8])
         batch = {k: v for k, v in batch.items() if k != "augment"}
-        batch[key] = out.reshape(*shape[:-2], self.size, self.size)
+        batch[key] = out.reshape(*shape[:-3], shape[-1], self.size, self.size)
         return batch
 
 

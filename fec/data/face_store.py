@@ -117,7 +117,9 @@ def _differences(have, want):
 
 class FaceStore:
     """Row i of a store file as an S×S×3 uint8 array (grey rows replicated to three
-    channels). Pickles as its path: a worker maps the file itself, never a copy."""
+    channels). Pickles as its path: a worker maps the file itself, never a copy. The
+    map is copy-on-write: a face is a view of the page cache that a caller may even
+    write to without touching the file or another process's view."""
 
     def __init__(self, path, shape):
         self.path, self.shape = path, tuple(shape)
@@ -132,11 +134,11 @@ class FaceStore:
     @property
     def faces(self):
         if self._faces is None:
-            self._faces = np.memmap(self.path, dtype=np.uint8, mode="r", offset=DATA_ALIGN, shape=self.shape)
+            self._faces = np.memmap(self.path, dtype=np.uint8, mode="c", offset=DATA_ALIGN, shape=self.shape)
         return self._faces
 
     def face(self, i):
-        face = np.array(self.faces[i])  # out of the page cache, a writable array of its own
+        face = self.faces[i]
         return np.repeat(face, 3, axis=2) if face.shape[2] == 1 else face
 
 

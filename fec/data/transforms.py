@@ -91,9 +91,11 @@ GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 class DeferredTrainTransform:
-    """The loader's half of INPUT.AUGMENT_ON device: the face at SIZE×SIZE, unaugmented,
-    and the parameters TrainTransform would draw for it from the same generator, as a
-    float64 (PARAMS_PER_FACE,) tensor. fec.data.device_augment applies them in batches."""
+    """The loader's half of INPUT.AUGMENT_ON device: the face at SIZE×SIZE, unaugmented
+    and channels last (SIZE×SIZE×3 uint8, as decoded or stored: no transposing copy in
+    the loader), and the parameters TrainTransform would draw for it from the same
+    generator, as a float64 (PARAMS_PER_FACE,) tensor. fec.data.device_augment applies
+    them in batches."""
 
     def __init__(self, train_transform):
         self.train = train_transform
@@ -102,7 +104,7 @@ class DeferredTrainTransform:
     def __call__(self, img, gen=None):
         img = _resize(img, self.size)
         params = self.train.draw(img.shape[0], img.shape[1], gen)
-        return _to_tensor(img), torch.tensor(params, dtype=torch.float64)
+        return torch.from_numpy(np.ascontiguousarray(img)), torch.tensor(params, dtype=torch.float64)
 
 
 def apply_transform(transform, img, gen):

@@ -9,7 +9,9 @@ A triplet dataset holds N unique face images and M triplets over them:
 
 In training mode an item is one triplet; in evaluation mode an item is one unique face,
 so each face is embedded once however many triplets use it, and the evaluator scores
-the triplets from the gathered embeddings.
+the triplets from the gathered embeddings. With INPUT.AUGMENT_ON device a training
+item's ``images`` are the three unaugmented S×S×3 faces (a tuple) and ``augment`` their
+(3, 8) drawn parameters (fec.data.device_augment).
 """
 import numpy as np
 import torch
@@ -63,9 +65,12 @@ class TripletDataset(Dataset):
             gen = torch.Generator().manual_seed(int(seed))
         if self.is_train:
             faces, params = zip(*(self._face(int(f), gen) for f in self.triplets[index]))
-            item = {"images": torch.stack(faces), "type": int(self.types[index]), "index": int(index)}
-            if params[0] is not None:  # INPUT.AUGMENT_ON device: applied to the batch
-                item["augment"] = torch.stack(params)
+            item = {"type": int(self.types[index]), "index": int(index)}
+            if params[0] is None:
+                item["images"] = torch.stack(faces)
+            else:  # INPUT.AUGMENT_ON device: applied to the batch
+                # three faces collated into three batches: one copy per face, not two
+                item["images"], item["augment"] = faces, torch.stack(params)
             return item
         image, params = self._face(int(index), gen)
         item = {"image": image, "index": int(index)}
