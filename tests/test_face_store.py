@@ -16,6 +16,7 @@ from fec.data import build_dataset
 from fec.data.face_store import read_header, store_path
 from fec.data.pack import face_loader, pack_dataset, raw_dataset
 from fec.data.transforms import _resize
+from fec.utils.errors import DatasetError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -78,19 +79,19 @@ def test_fer2013_store_is_grey_and_a_third_of_rgb(root):
 def test_a_store_of_another_size_or_csv_is_refused_with_the_rebuild_command(root, tmp_path):
     cfg = _cfg(root)
     pack_dataset(cfg, "fec_test", workers=0, progress=False)
-    with pytest.raises(ValueError, match=r"size \(INPUT.SIZE\): store 64, now 72.*pack_faces.py --config-file"):
+    with pytest.raises(DatasetError, match=r"size \(INPUT.SIZE\): store 64, now 72.*pack_faces.py --config-file"):
         build_dataset(_cfg(root, "DATASETS.PACKED", "True", size=72), "fec_test", is_train=False)
     # Another CSV: the same faces listed with one row fewer.
     csv = root / "fec" / "faceexp-comparison-data-test-public.csv"
     original = csv.read_bytes()
     try:
         csv.write_bytes(b"".join(original.splitlines(keepends=True)[:-1]))
-        with pytest.raises(ValueError, match="source files differ.*--datasets fec_test"):
+        with pytest.raises(DatasetError, match="source files differ.*--datasets fec_test"):
             build_dataset(_cfg(root, "DATASETS.PACKED", "True"), "fec_test", is_train=False)
     finally:
         csv.write_bytes(original)
     assert build_dataset(_cfg(root, "DATASETS.PACKED", "True"), "fec_test", is_train=False).store is not None
-    with pytest.raises(FileNotFoundError, match="no packed store .*pack_faces.py"):
+    with pytest.raises(DatasetError, match="no packed store .*pack_faces.py"):
         build_dataset(_cfg(root, "DATASETS.PACKED", "True", "DATASETS.PACKED_DIR", str(tmp_path)), "fec_test",
                       is_train=False)
 
@@ -124,8 +125,14 @@ def test_a_killed_pack_leaves_no_usable_store_and_a_rerun_completes(root, tmp_pa
     final = store_path(cfg, "fec_train")
     left = [p for p in os.listdir(out) if p.startswith("fec_train.faces.tmp.")]
     assert not os.path.exists(final) and len(left) == 1 and os.path.getsize(out / left[0]) > 4096
-    with pytest.raises(FileNotFoundError, match="no packed store"):
+    with pytest.raises(DatasetError, match="no packed store"):
         build_dataset(cfg, "fec_train", is_train=True)
+    train = subprocess.run([sys.executable, "tools/train_net.py", "--config-file", CONFIG, "DATASETS.ROOT", str(root),
+                            "DATASETS.TRAIN", "('fec_train',)", "DATASETS.TEST", "()", "DATASETS.PACKED", "True",
+                            "DATASETS.PACKED_DIR", str(out), "MODEL.WEIGHTS", "", "OUTPUT_DIR", str(tmp_path / "run")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 2, train.stderr[-3000:]
+    assert "error: DATASETS.PACKED is on but fec_train has no packed store" in train.stderr
     _sh("tools/pack_faces.py", "--config-file", CONFIG, "--datasets", "fec_train", "--workers", "2", "--quiet",
         "DATASETS.ROOT", str(root), "INPUT.SIZE", "64", "DATASETS.PACKED_DIR", str(out))
     assert os.listdir(out) == ["fec_train.faces"]

@@ -3,6 +3,7 @@ in the same run so that figures from different machines can be compared.
 
     python tools/benchmark.py read-fec-csv [--rows 450000] [--repeat 1] [--keep FILE]
     python tools/benchmark.py prepare-fec [--images 480] [--workers 16] [--latency 0.1]
+    python tools/benchmark.py loader [--root DIR] [--size 224] [--batches 10] [--repeat 3] [KEY VALUE ...]
 """
 import argparse
 import csv
@@ -233,6 +234,56 @@ def bench_prepare_fec(args):
         print_table(["run", "images", "seconds", "images/s", "bound (workers/latency)", "of bound"], rows)
 
 
+# --------------------------------------------------------------------------- #
+# loader
+# --------------------------------------------------------------------------- #
+def synthetic_fec_root(root, size, identities, triplets):
+    """``root`` holding an FEC folder written by tools/make_synthetic_fec.py at ``size``
+    px, the train split packed (its store is what the packed paths read)."""
+    import subprocess
+
+    if not os.path.exists(os.path.join(root, "fec", "images")):
+        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_synthetic_fec.py"), "--out",
+                        os.path.join(root, "fec"), "--size", str(size), "--train-identities", str(identities),
+                        "--test-identities", "4", "--train-triplets", str(triplets), "--test-triplets", "41"],
+                       check=True, capture_output=True)
+    return root
+
+
+def bench_loader(args):
+    import logging
+    import statistics
+
+    from fec.config import load_config
+    from fec.data.loader_cost import LOADER_PATHS, loader_cpu_cost
+    from fec.data.pack import pack_dataset
+
+    logging.getLogger("fec").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.root or synthetic_fec_root(tmp, args.size, args.identities, args.triplets)
+        opts = ["DATASETS.ROOT", root, "DATASETS.TRAIN", "('fec_train',)", "INPUT.SIZE", str(args.size),
+                "SOLVER.IMS_PER_BATCH", str(args.batch), *args.opts]
+        cfg = load_config(args.config_file or None, opts)
+        for name in cfg.DATASETS.TRAIN:
+            pack_dataset(cfg, name, workers=os.cpu_count() or 1, progress=False)
+        costs = {label: [] for label in LOADER_PATHS}
+        for r in range(args.repeat):  # alternating order: load that comes and goes touches every path alike
+            for label in (list(LOADER_PATHS) if r % 2 == 0 else list(LOADER_PATHS)[::-1]):
+                costs[label].append(loader_cpu_cost(load_config(args.config_file or None, [*opts, *LOADER_PATHS[label]]),
+                                                    args.batches, args.warmup))
+        base = costs[list(LOADER_PATHS)[0]]
+        rows = []
+        for label, runs in costs.items():
+            cpu = statistics.median(c.cpu_ms_per_face for c in runs)
+            ratio = statistics.median(b.cpu_ms_per_face / c.cpu_ms_per_face for b, c in zip(base, runs))
+            wall = statistics.median(1000 * c.wall_seconds / c.faces for c in runs)
+            rows.append([label, f"{cpu:.3f}", f"{1000 / cpu:,.0f}", f"x{ratio:.1f}", f"{wall:.3f}"])
+        print(f"training loader of {args.config_file or 'defaults'} on FEC-format faces at {args.size} px "
+              f"({root}): median of {args.repeat} repeat(s) of {args.batches} batches of {args.batch} triplets, "
+              f"one thread, process CPU time; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+        print_table(["data path", "loader CPU ms/face", "faces/s per worker", "CPU vs first", "wall ms/face"], rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -251,6 +302,18 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=224, help="crop side")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=bench_prepare_fec)
+    p = sub.add_parser("loader", help="loader CPU time per face: JPEG vs packed store, loader vs device augmentation")
+    p.add_argument("--config-file", default="config/fec/resnet18_conv3x3.yaml", metavar="FILE")
+    p.add_argument("--root", default="", help="DATASETS.ROOT with fec/ (default: a synthetic FEC folder in a temp dir)")
+    p.add_argument("--size", type=int, default=224, help="face side, pixels (INPUT.SIZE)")
+    p.add_argument("--identities", type=int, default=40, help="synthetic train identities (8 faces each)")
+    p.add_argument("--triplets", type=int, default=1500, help="synthetic train triplets")
+    p.add_argument("--batch", type=int, default=32, help="SOLVER.IMS_PER_BATCH (triplets)")
+    p.add_argument("--batches", type=int, default=10, help="batches timed per repeat")
+    p.add_argument("--warmup", type=int, default=2, help="batches left out of each repeat")
+    p.add_argument("--repeat", type=int, default=3, help="repeats, alternating the paths; medians shown")
+    p.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides, after the flags")
+    p.set_defaults(run=bench_loader)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fec.config import load_config  # noqa: E402
 from fec.data.pack import pack_dataset  # noqa: E402
+from fec.utils.errors import run_cli  # noqa: E402
 
 
 def main(argv=None):
@@ -38,4 +39,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

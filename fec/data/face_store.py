@@ -22,6 +22,8 @@ import struct
 
 import numpy as np
 
+from fec.utils.errors import DatasetError
+
 MAGIC = b"FECFACES\n"
 DATA_ALIGN = 4096
 FORMAT = 1
@@ -151,13 +153,13 @@ def open_store(cfg, name, dataset):
     path = store_path(cfg, name)
     fix = f"rebuild it with: {rebuild_command(cfg, name)}"
     if not os.path.exists(path):
-        raise FileNotFoundError(f"DATASETS.PACKED is on but {name} has no packed store {path}; {fix}")
+        raise DatasetError(f"DATASETS.PACKED is on but {name} has no packed store {path}; {fix}")
     try:
         shape, have = read_header(path)
     except ValueError as e:
-        raise ValueError(f"{e}; {fix}") from None
+        raise DatasetError(f"{e}; {fix}") from None
     diff = _differences(have, want)
     if diff:
-        raise ValueError(f"the packed store {path} was made from other data than {name} now: {'; '.join(diff)}; "
+        raise DatasetError(f"the packed store {path} was made from other data than {name} now: {'; '.join(diff)}; "
                          f"{fix}")
     return FaceStore(path, shape)
