@@ -1,6 +1,7 @@
 """Speed benchmarks of fec. Each subcommand prints a table, with a baseline measured
 in the same run so that figures from different machines can be compared.
 
+    python tools/benchmark.py train --config-file F [--compare KEY=V1,V2 ...] [--repeat N] [KEY VALUE ...]
     python tools/benchmark.py read-fec-csv [--rows 450000] [--repeat 1] [--keep FILE]
     python tools/benchmark.py prepare-fec [--images 480] [--workers 16] [--latency 0.1]
     python tools/benchmark.py loader [--root DIR] [--size 224] [--batches 10] [--repeat 3] [KEY VALUE ...]
@@ -284,9 +285,42 @@ def bench_loader(args):
         print_table(["data path", "loader CPU ms/face", "faces/s per worker", "CPU vs first", "wall ms/face"], rows)
 
 
+# --------------------------------------------------------------------------- #
+# train
+# --------------------------------------------------------------------------- #
+def bench_train(args):
+    from fec.engine import benchmark
+
+    stray = [o for o in args.opts if o.startswith("--")]
+    if stray:
+        raise SystemExit(f"error: {stray[0]} comes after the KEY VALUE overrides; put flags first")
+    parts = args.parts.split(",")
+    if not set(parts) <= set(benchmark.PARTS):
+        raise SystemExit(f"error: --parts takes a comma-separated subset of {','.join(benchmark.PARTS)}")
+    runs = benchmark.measure(args.config_file, args.opts, args.compare, args.warmup, args.iters, args.repeat,
+                             parts, log=lambda line: print(line, file=sys.stderr, flush=True))
+    header, rows, lines = benchmark.report(runs)
+    print(f"\ntraining step, {args.config_file or 'defaults'} {' '.join(args.opts)}: median of {args.repeat} "
+          f"repeat(s) of {args.iters} steps after {args.warmup} warm-up steps; load {os.getloadavg()[0]:.1f}\n")
+    print_table(header, rows)
+    print()
+    for line in lines:
+        print(line)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="benchmark", required=True)
+    p = sub.add_parser("train", help="training step: model-only, loader-only and end-to-end images/s")
+    p.add_argument("--config-file", default="", metavar="FILE")
+    p.add_argument("--compare", action="append", default=[], metavar="KEY=V1,V2",
+                   help="measure each value side by side (repeatable: every combination)")
+    p.add_argument("--warmup", type=int, default=2, help="steps left out of each measurement")
+    p.add_argument("--iters", type=int, default=5, help="steps measured per repeat")
+    p.add_argument("--repeat", type=int, default=1, help="repeats, alternating the variants; medians shown")
+    p.add_argument("--parts", default="model,loader,e2e", help="which measurements (comma-separated)")
+    p.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides, after the flags")
+    p.set_defaults(run=bench_train)
     p = sub.add_parser("read-fec-csv", help="parse an FEC-shaped CSV with read_fec_csv")
     p.add_argument("--rows", type=int, default=450000, help="rows of the generated CSV")
     p.add_argument("--seed", type=int, default=0)
