@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-fast bench prepare-fec link clean
+.PHONY: install train test test-fast test-gpu bench prepare-fec link clean
 
 install: $(STAMP)
 
@@ -24,6 +24,15 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# the tests that need a CUDA GPU, then the training benchmark of ResNet18 at 224 px:
+# float32 vs bfloat16 vs float16, contiguous vs channels_last
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -m cuda
+	$(PY) tools/benchmark.py train --config-file config/fec/resnet18_conv3x3.yaml --repeat 2 \
+		--compare SOLVER.AMP.ENABLED=False,True --compare SOLVER.AMP.DTYPE=bfloat16,float16 \
+		--compare MODEL.CHANNELS_LAST=False,True MODEL.DEVICE cuda INPUT.SIZE 224 SOLVER.IMS_PER_BATCH 32 \
+		DATASETS.TRAIN '("synthetic_fec_train",)' DATALOADER.NUM_WORKERS 8
 
 bench: $(STAMP)
 	$(PY) tools/benchmark.py read-fec-csv
