@@ -11,7 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from fec.data import make_data_loader  # noqa: E402
+from fec.data import check_test_datasets, make_data_loader  # noqa: E402
 from fec.data.build import check_datasets  # noqa: E402
 from fec.engine.inference import flatten_results, run_test  # noqa: E402
 from fec.engine.defaults import default_argument_parser, default_setup  # noqa: E402
@@ -41,6 +41,7 @@ def train(cfg, args, logger):
                                f"first (for config/quickstart.yaml: bash train.sh, or config/quickstart_pretrain.yaml), "
                                f"or set MODEL.WEIGHTS \"\" to start from scratch")
     check_datasets(cfg)
+    check_test_datasets(cfg)  # every evaluated split's classes agree with the config, before training
     model = build_model(cfg)
     if cfg.DIST.SYNC_BN and distributed:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -194,6 +194,14 @@ _C.DATASETS.SYNTHETIC_AFFECT.RENDER_SIZE = 0
 _C.DATASETS.FER2013 = CN()
 _C.DATASETS.FER2013.CACHE_DIR = ""
 
+# FER+ (fec/data/datasets/ferplus.py; catalog ferplus_*): FER2013's faces with ten
+# annotators' votes each. Faces are kept by the FERPlus reference rule (a majority of
+# the votes, single votes ignored, not unknown or not-a-face). "majority": train on the
+# majority emotion; "probability": cross-entropy to the vote distribution over the 8
+# emotions. Evaluation always scores against the majority emotion.
+_C.DATASETS.FERPLUS = CN()
+_C.DATASETS.FERPLUS.LABEL_MODE = "majority"
+
 # AffectNet (fec/data/datasets/affectnet.py). The face crop is the annotated box
 # grown by this fraction of its longer side, made square around its centre, clipped
 # at the image border; 0 crops the box as annotated.

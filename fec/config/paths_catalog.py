@@ -53,14 +53,25 @@ def _affectnet(csv, task):
     return {"csv": f"affectnet/{csv}", "image_dir": "affectnet/Manually_Annotated_Images", "task": task}
 
 
+def _ferplus(usage):
+    # FER+ labels FER2013's faces: its row i is face i of datasets/fer2013's CSV.
+    return {"csv": "ferplus/fer2013new.csv", "fer2013": "fer2013", "usage": usage}
+
+
 def _synthetic(split, style, task):
     return {"split": split, "style": style, "task": task}
 
 
 DATASETS.update({
-    "fer2013_train": ("FER2013Dataset", {"csv": "fer2013/fer2013.csv", "usage": "Training"}),
-    "fer2013_public_test": ("FER2013Dataset", {"csv": "fer2013/fer2013.csv", "usage": "PublicTest"}),
-    "fer2013_private_test": ("FER2013Dataset", {"csv": "fer2013/fer2013.csv", "usage": "PrivateTest"}),
+    "fer2013_train": ("FER2013Dataset", {"folder": "fer2013", "usage": "Training"}),
+    "fer2013_public_test": ("FER2013Dataset", {"folder": "fer2013", "usage": "PublicTest"}),
+    "fer2013_private_test": ("FER2013Dataset", {"folder": "fer2013", "usage": "PrivateTest"}),
+    "fer2013_test": ("FER2013Dataset", {"folder": "fer2013", "usage": ("PublicTest", "PrivateTest")}),
+    "ferplus_train": ("FERPlusDataset", _ferplus("Training")),
+    "ferplus_val": ("FERPlusDataset", _ferplus("PublicTest")),
+    "ferplus_test": ("FERPlusDataset", _ferplus("PrivateTest")),
+    "rafdb_train": ("RAFDBDataset", {"folder": "rafdb", "split": "train"}),
+    "rafdb_test": ("RAFDBDataset", {"folder": "rafdb", "split": "test"}),
     "affectnet_train": ("AffectNetDataset", _affectnet("training.csv", "classification")),
     "affectnet_val": ("AffectNetDataset", _affectnet("validation.csv", "classification")),
     "affectnet_va_train": ("AffectNetDataset", _affectnet("training.csv", "regression")),
@@ -79,7 +90,7 @@ DATASETS.update({
     "synthetic_intensity_test": ("SyntheticExpressionDataset", _synthetic("test", "affectnet", "intensity")),
 })
 
-_PATH_ARGS = ("csv", "image_dir")
+_PATH_ARGS = ("csv", "image_dir", "folder", "fer2013")
 
 
 def get(name, root):

@@ -136,6 +136,9 @@ def _check(cfg):
                          f"(or none), got {list(c.CLASS_WEIGHTS)}")
     if not 0.0 <= c.LABEL_SMOOTHING < 1.0:
         raise ConfigError(f"MODEL.CLASSIFIER.LABEL_SMOOTHING must be in [0, 1), got {c.LABEL_SMOOTHING}")
+    if cfg.DATASETS.FERPLUS.LABEL_MODE not in ("majority", "probability"):
+        raise ConfigError(f"DATASETS.FERPLUS.LABEL_MODE must be majority or probability, got "
+                          f"{cfg.DATASETS.FERPLUS.LABEL_MODE!r}")
     if cfg.MODEL.REGRESSOR.LOSS not in ("mse", "ccc"):
         raise ConfigError(f"MODEL.REGRESSOR.LOSS must be mse or ccc, got {cfg.MODEL.REGRESSOR.LOSS!r}")
     if len(cfg.MODEL.LOSS.MARGINS) != 3:

@@ -7,7 +7,7 @@ module (``import fec.data.fec_csv``) does not load torch and every dataset.
 """
 import importlib
 
-__all__ = ["build_dataset", "make_data_loader"]
+__all__ = ["build_dataset", "check_test_datasets", "make_data_loader"]
 
 
 def __getattr__(name):

@@ -16,9 +16,14 @@ from .samplers import InferenceSampler, IterationBasedBatchSampler, TrainingSamp
 from .transforms import build_transforms
 
 
+# Meta-architectures with a classifier head, whose classes are MODEL.CLASSIFIER.CLASS_NAMES.
+CLASSIFYING = ("Classifier", "ClassifierRegressor")
+
+
 def build_dataset(cfg, name, is_train):
     factory, args = paths_catalog.get(name, cfg.DATASETS.ROOT)
     dataset = DATASETS[factory](cfg, is_train, **args)
+    check_class_names(cfg, name, dataset)
     dataset.transform = build_transforms(cfg, is_train)
     if cfg.DATASETS.PACKED:
         dataset.store = open_store(cfg, name, dataset)
@@ -31,7 +36,7 @@ def check_datasets(cfg):
     for split, names in (("DATASETS.TRAIN", cfg.DATASETS.TRAIN), ("DATASETS.TEST", cfg.DATASETS.TEST)):
         for name in names:
             _, args = paths_catalog.get(name, cfg.DATASETS.ROOT)
-            for key in ("csv", "image_dir"):
+            for key in ("csv", "image_dir", "folder", "fer2013"):
                 path = args.get(key)
                 if path and not os.path.exists(path):
                     folder = os.path.relpath(path, cfg.DATASETS.ROOT).split(os.sep)[0]
@@ -40,6 +45,27 @@ def check_datasets(cfg):
                     raise DatasetError(f"dataset {name} ({split}) {what}: {path} does not exist; run `make link "
                                        f"{folder.upper()}=/path/to/{folder}` (or set DATASETS.ROOT) to point "
                                        f"{link} at the prepared dataset")
+
+
+def check_class_names(cfg, name, dataset):
+    """A classifier's MODEL.CLASSIFIER.CLASS_NAMES must be the dataset's classes, in its
+    label order: they name the logits in results, confusion matrices and predictions."""
+    if cfg.MODEL.META_ARCHITECTURE not in CLASSIFYING or getattr(dataset, "task", None) not in (
+            "classification", "affect"):
+        return
+    want, got = list(cfg.MODEL.CLASSIFIER.CLASS_NAMES), list(dataset.class_names)
+    if want != got:
+        raise ConfigError(f"dataset {name} has the classes {got} (in label order) but MODEL.CLASSIFIER.CLASS_NAMES "
+                          f"is {want}: set MODEL.CLASSIFIER.NUM_CLASSES {len(got)} and CLASS_NAMES {got} in the "
+                          f"config, or train and test on datasets with the config's classes")
+
+
+def check_test_datasets(cfg):
+    """Build every DATASETS.TEST dataset of a classifier once, so that a class-name
+    mismatch stops training at its start rather than at its first evaluation."""
+    if cfg.MODEL.META_ARCHITECTURE in CLASSIFYING:
+        for name in cfg.DATASETS.TEST:
+            build_dataset(cfg, name, is_train=False)
 
 
 class SeededConcatDataset(ConcatDataset):

@@ -31,13 +31,13 @@ from fec.utils.errors import DatasetError
 
 from .triplet import DATASETS
 from .expression import FER2013_CLASSES, ExpressionDataset, grey_to_rgb
+from .fer2013_release import LINK_HINT, folder_for_usage, locate_fer2013, read_image_folder
 
 logger = logging.getLogger(__name__)
 
 FER_SIZE = 48
 USAGES = ("Training", "PublicTest", "PrivateTest")
 CACHE_VERSION = 1
-_LINK_HINT = "run `make link FER2013=/path/to/folder/with/fer2013.csv` to point datasets/fer2013 at it"
 
 
 class FER2013Table(NamedTuple):
@@ -167,7 +167,7 @@ def _write_cache(path, table, stamp):
 def load_fer2013(csv_path, cache_dir=""):
     """The FER2013Table of ``csv_path``, from its cache when the cache is current."""
     if not os.path.isfile(csv_path):
-        raise DatasetError(f"{csv_path} does not exist; {_LINK_HINT}")
+        raise DatasetError(f"{csv_path} does not exist; {LINK_HINT}")
     stamp = _stamp(csv_path)
     cache = cache_path(csv_path, cache_dir)
     table = _read_cache(cache, stamp)
@@ -179,15 +179,34 @@ def load_fer2013(csv_path, cache_dir=""):
 
 
 class FER2013Dataset(ExpressionDataset):
-    """The rows of a FER2013 CSV whose Usage is in ``usage`` (a name or a list of
-    names; None: every row), for classification. ``require_labels=False`` accepts a
-    file without an emotion column, for prediction: its items have no label.
+    """The FER2013 faces whose Usage is in ``usage`` (a name or a list of names; None:
+    every row), for classification. ``source`` is a FER2013 CSV, or a folder holding any
+    of FER2013's distributions (fec.data.datasets.fer2013_release). ``require_labels=False``
+    accepts a CSV without an emotion column, for prediction: its items have no label.
 
-    Attributes beyond ExpressionDataset's: ``pixels`` (N, 48, 48) uint8, ``lines``
-    (N,) line of each face in the CSV, ``csv``.
+    Attributes beyond ExpressionDataset's: ``pixels`` (N, 48, 48) uint8, ``lines`` (N,)
+    line of each face in the CSV (None for image folders), ``files`` (the image of each
+    face; None for CSVs), ``csv`` (None for image folders).
     """
 
-    def __init__(self, csv, usage=None, is_train=True, cache_dir="", require_labels=True, name=None):
+    def __init__(self, source, usage=None, is_train=True, cache_dir="", require_labels=True, name=None):
+        csv, self.files, self.lines = source, None, None
+        if os.path.isdir(source):
+            release = locate_fer2013(source)
+            csv = release.csv
+            if release.kind == "train_csv" and usage is not None and set(_as_list(usage)) != {"Training"}:
+                raise ValueError(f"{source} holds Kaggle's train.csv (the Training rows) and test.csv (no labels): "
+                                 f"it has no labelled {', '.join(u for u in _as_list(usage) if u != 'Training')} "
+                                 "faces; evaluate on another split (DATASETS.TEST) or link a folder with "
+                                 "fer2013.csv or icml_face_data.csv")
+            if release.kind == "train_csv":
+                usage = None  # every row of train.csv is a Training row
+            if release.kind == "folders":
+                image_dir = folder_for_usage(release, "Training" if usage is None else usage)
+                self.pixels, labels, self.files = read_image_folder(image_dir)
+                self.csv = None
+                self._finish(name or f"fer2013_{os.path.basename(image_dir)}", labels, image_dir, is_train)
+                return
         table = load_fer2013(csv, cache_dir)
         name = name or os.path.splitext(os.path.basename(csv))[0] + (f"_{usage}" if isinstance(usage, str) else "")
         if table.labels is None and require_labels:
@@ -195,7 +214,7 @@ class FER2013Dataset(ExpressionDataset):
                              "it can be predicted on, not trained or evaluated on")
         keep = np.ones(len(table.pixels), dtype=bool)
         if usage is not None:
-            wanted = [usage] if isinstance(usage, str) else list(usage)
+            wanted = _as_list(usage)
             if table.usage is None:
                 raise ValueError(f"{csv} has no 'Usage' column, so rows of Usage {wanted} cannot be chosen")
             keep = np.isin(table.usage, wanted)
@@ -205,13 +224,15 @@ class FER2013Dataset(ExpressionDataset):
         self.csv = csv
         self.pixels = table.pixels[keep]
         self.lines = table.lines[keep]
-        labels = None if table.labels is None else table.labels[keep]
-        super().__init__(name, "classification", FER2013_CLASSES, labels, None, is_train, source=csv)
+        self._finish(name, None if table.labels is None else table.labels[keep], csv, is_train)
+
+    def _finish(self, name, labels, source, is_train):
+        super().__init__(name, "classification", FER2013_CLASSES, labels, None, is_train, source=source)
         if labels is None:
             logger.info("%s: %d unlabelled faces", name, len(self.pixels))
         else:
             counts = np.bincount(labels, minlength=len(FER2013_CLASSES))
-            logger.info("%s: %d faces; per class %s", name, len(self.pixels),
+            logger.info("%s (%s): %d faces; per class %s", name, source, len(self.pixels),
                         ", ".join(f"{c} {n}" for c, n in zip(FER2013_CLASSES, counts.tolist())))
 
     def __len__(self):
@@ -226,7 +247,11 @@ class FER2013Dataset(ExpressionDataset):
         return grey_to_rgb(self.pixels[i])
 
 
+def _as_list(usage):
+    return [usage] if isinstance(usage, str) else list(usage)
+
+
 @DATASETS.register("FER2013Dataset")
-def build_fer2013(cfg, is_train, csv, usage):
+def build_fer2013(cfg, is_train, folder, usage):
     # Through the catalog a dataset is trained or evaluated on: labels are required.
-    return FER2013Dataset(csv, usage, is_train, cache_dir=cfg.DATASETS.FER2013.CACHE_DIR, require_labels=True)
+    return FER2013Dataset(folder, usage, is_train, cache_dir=cfg.DATASETS.FER2013.CACHE_DIR, require_labels=True)

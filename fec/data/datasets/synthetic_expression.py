@@ -11,8 +11,9 @@ what FER2013 and AffectNet annotate, as a deterministic function of the vector:
   distances d to AffectNet's eight prototypes: a prototype lands near its own place
   (within 0.12), faces between two expressions in between, always within [−1, 1].
 
-Two styles: ``"fer"`` renders FER2013-like 48×48 grey faces (the pixels the FER2013
-CSV writer stores), ``"affectnet"`` colour faces at ``render_size``. The same function
+Three styles: ``"fer"`` renders FER2013-like 48×48 grey faces (the pixels the FER2013
+CSV writer stores), ``"affectnet"`` and ``"rafdb"`` colour faces at ``render_size``
+(with AffectNet's eight and RAF-DB's seven classes). The same function
 of (seed, style, split) draws identities and expressions for the on-the-fly datasets
 (catalog ``synthetic_fer_*``, ``synthetic_affectnet_*``, ``synthetic_affect_*``) and for
 tools/make_synthetic_expressions.py, which writes them as FER2013 and AffectNet files.
@@ -25,6 +26,8 @@ import numpy as np
 
 from .triplet import DATASETS
 from .expression import AFFECTNET_CLASSES, FER2013_CLASSES, ExpressionDataset, grey_to_rgb
+from .ferplus import FERPLUS_CLASSES
+from .rafdb import RAFDB_CLASSES
 from .synthetic_faces import CATEGORY_NAMES, EXPRESSION_NAMES, EXPRESSION_SPREAD, PROTOTYPES, random_identities, render_face
 
 logger = logging.getLogger(__name__)
@@ -33,7 +36,8 @@ FER_SIZE = 48
 # Contempt, absent from the triplet data's seven: a slight closed-mouth smile, narrowed
 # eyes, brows drawn down, a touch of nose wrinkle. Columns as EXPRESSION_NAMES.
 CONTEMPT_PROTOTYPE = np.array([0.35, -0.70, -0.10, -0.35, -0.55, 0.15], dtype=np.float32)
-_SAME_AS = {"anger": "angry"}  # AffectNet's name → the triplet data's
+# AffectNet's, FER+'s and RAF-DB's names → the triplet data's
+_SAME_AS = {"anger": "angry", "happiness": "happy", "sadness": "sad"}
 
 
 def _prototypes(class_names):
@@ -44,7 +48,10 @@ def _prototypes(class_names):
 
 FER_PROTOTYPES = _prototypes(FER2013_CLASSES)
 AFFECTNET_PROTOTYPES = _prototypes(AFFECTNET_CLASSES)
-STYLES = {"fer": (FER2013_CLASSES, FER_PROTOTYPES), "affectnet": (AFFECTNET_CLASSES, AFFECTNET_PROTOTYPES)}
+FERPLUS_PROTOTYPES = _prototypes(FERPLUS_CLASSES)
+# "rafdb": colour faces like "affectnet", RAF-DB's seven classes.
+STYLES = {"fer": (FER2013_CLASSES, FER_PROTOTYPES), "affectnet": (AFFECTNET_CLASSES, AFFECTNET_PROTOTYPES),
+          "rafdb": (RAFDB_CLASSES, _prototypes(RAFDB_CLASSES))}
 
 # (valence, arousal) of each AffectNet class, in AFFECTNET_CLASSES order.
 CIRCUMPLEX = np.array(

@@ -36,7 +36,8 @@ class ExpressionNet(RawPixelModel):
     Eval mode: ``forward({"image": ...})`` → ``{"logits": (N, C)}`` with a classifier
     head and ``{"valence_arousal": (N, 2)}`` with a regressor head (both when both).
     and ``{"intensities": (N, K)}`` with an intensity head.
-    Train mode: the batch also holds ``"label"`` (N,) int64 and/or
+    Train mode: the batch also holds ``"label"`` (N,) int64 (or ``"label_distribution"``
+    (N, C) float, class probabilities, which then take its place: cross-entropy to them) and/or
     ``"valence_arousal"`` (N, 2) float → ``{"loss_cls": ..., "loss_va": ...}``, or
     ``"intensities"`` (N, K) float → ``{"loss_intensity": ...}`` (mean squared error).
     """
@@ -86,14 +87,9 @@ class ExpressionNet(RawPixelModel):
             return out
         losses = {}
         if "logits" in out:
-            labels = self._target(batch, "label").long()
-            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
-                raise ValueError(f"labels must be in 0..{self.num_classes - 1} "
-                                 f"(MODEL.CLASSIFIER.NUM_CLASSES = {self.num_classes}), got "
-                                 f"{int(labels.min())}..{int(labels.max())}")
-            loss = F.cross_entropy(out["logits"], labels, weight=self.class_weights,
-                                   label_smoothing=self.label_smoothing)
-            losses["loss_cls"] = self.cls_loss_weight * loss
+            losses["loss_cls"] = self.cls_loss_weight * F.cross_entropy(
+                out["logits"], self._class_target(batch), weight=self.class_weights,
+                label_smoothing=self.label_smoothing)
         if "valence_arousal" in out:
             target = self._target(batch, "valence_arousal").float()
             pred = out["valence_arousal"]
@@ -106,6 +102,22 @@ class ExpressionNet(RawPixelModel):
                                  f"predicts {out['intensities'].shape[1]} (MODEL.INTENSITY.NAMES)")
             losses["loss_intensity"] = F.mse_loss(out["intensities"], target)
         return losses
+
+    def _class_target(self, batch):
+        """(N, C) class probabilities where the dataset gives a ``label_distribution``
+        (e.g. FER+'s votes), else the (N,) class indices."""
+        if "label_distribution" in batch:
+            target = self._target(batch, "label_distribution").float()
+            if target.dim() != 2 or target.shape[1] != self.num_classes:
+                raise ValueError(f"the dataset gives label distributions over {tuple(target.shape[1:])} classes, "
+                                 f"the model has {self.num_classes} (MODEL.CLASSIFIER.NUM_CLASSES)")
+            return target
+        labels = self._target(batch, "label").long()
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"labels must be in 0..{self.num_classes - 1} "
+                             f"(MODEL.CLASSIFIER.NUM_CLASSES = {self.num_classes}), got "
+                             f"{int(labels.min())}..{int(labels.max())}")
+        return labels
 
     def _target(self, batch, key):
         if key not in batch:
