@@ -44,15 +44,30 @@ prepare-fec: $(STAMP)
 		'[ARGS="--workers 64"]'; exit 2; }
 	$(PY) tools/prepare_fec.py $(foreach c,$(CSV),--csv $(c)) --out $(OUT) $(ARGS)
 
-# make link FEC=/path/to/prepared/fec FER2013=/path/to/fer2013 AFFECTNET=/path/to/affectnet
-# → datasets/fec, datasets/fer2013, datasets/affectnet, which the catalog reads; any one
-# of the three alone, or several together. Every folder is checked before any link is made.
-LINKS := $(if $(FEC),fec=$(FEC)) $(if $(FER2013),fer2013=$(FER2013)) $(if $(AFFECTNET),affectnet=$(AFFECTNET))
+# make link FEC=/path/to/prepared/fec FER2013=/path/to/fer2013 FERPLUS=/path/to/ferplus
+#           RAFDB=/path/to/rafdb AFFECTNET=/path/to/affectnet
+# → datasets/fec, datasets/fer2013, ... which the catalog reads; any one alone, or several
+# together. Every folder is checked before any link is made: FER2013's must hold one of
+# its distributions (fer2013.csv; icml_face_data.csv; train.csv; train/ and test/ image
+# folders), FERPLUS's fer2013new.csv, RAFDB's EmoLabel/list_patition_label.txt.
+LINKS := $(if $(FEC),fec=$(FEC)) $(if $(FER2013),fer2013=$(FER2013)) $(if $(FERPLUS),ferplus=$(FERPLUS)) \
+	$(if $(RAFDB),rafdb=$(RAFDB)) $(if $(AFFECTNET),affectnet=$(AFFECTNET))
 link:
 	@test -n "$(strip $(LINKS))" || { echo "usage: make link [FEC=/path/to/prepared/fec]" \
-		"[FER2013=/folder/with/fer2013.csv] [AFFECTNET=/folder/with/training.csv]"; exit 2; }
-	@for pair in $(LINKS); do dir="$${pair#*=}"; \
-		test -d "$$dir" || { echo "make link: $$dir is not a folder"; exit 2; }; done
+		"[FER2013=/folder/with/fer2013.csv] [FERPLUS=/folder/with/fer2013new.csv]" \
+		"[RAFDB=/folder/with/EmoLabel] [AFFECTNET=/folder/with/training.csv]"; exit 2; }
+	@for pair in $(LINKS); do name="$${pair%%=*}"; dir="$${pair#*=}"; \
+		test -d "$$dir" || { echo "make link: $$dir is not a folder"; exit 2; }; \
+		case "$$name" in \
+		fer2013) test -f "$$dir/fer2013.csv" -o -f "$$dir/icml_face_data.csv" -o -f "$$dir/train.csv" \
+			-o -d "$$dir/train" -o -d "$$dir/test" || { echo "make link: $$dir holds none of FER2013's" \
+			"distributions; looked for fer2013.csv, icml_face_data.csv, train.csv (with test.csv)," \
+			"train/<class>/*.jpg and test/<class>/*.jpg"; exit 2; } ;; \
+		ferplus) test -f "$$dir/fer2013new.csv" || { echo "make link: $$dir has no fer2013new.csv" \
+			"(FER+'s label file)"; exit 2; } ;; \
+		rafdb) test -f "$$dir/EmoLabel/list_patition_label.txt" || { echo "make link: $$dir has no" \
+			"EmoLabel/list_patition_label.txt (RAF-DB basic's label file, beside Image/aligned/)"; exit 2; } ;; \
+		esac; done
 	@mkdir -p datasets
 	@for pair in $(LINKS); do name="$${pair%%=*}"; dir="$$(cd "$${pair#*=}" && pwd)"; \
 		ln -sfn "$$dir" "datasets/$$name" && echo "datasets/$$name -> $$dir"; done

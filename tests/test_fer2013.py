@@ -125,7 +125,7 @@ def test_unlabelled_test_csv_predicts_but_cannot_train_or_evaluate(tmp_path, fac
     cfg = _cfg(tmp_path)
     for is_train in (True, False):
         with pytest.raises(ValueError, match=r"test\.csv has no 'emotion' column"):
-            DATASETS["FER2013Dataset"](cfg, is_train, csv=str(path), usage=None)
+            DATASETS["FER2013Dataset"](cfg, is_train, folder=str(path), usage=None)
 
 
 def test_usage_not_in_file_lists_what_is(tmp_path, faces):
@@ -239,3 +239,72 @@ def test_cache_dir_option_and_unwritable_cache(tmp_path, faces, caplog):
     with caplog.at_level(logging.WARNING, logger="fec.data.datasets.fer2013"):
         ds = build_dataset(cfg, "fer2013_public_test", False)
     assert len(ds) == 3 and "cannot write the cache" in caplog.text
+
+
+# --- the other distributions: Kaggle's competition folder, the image-folder release ---
+
+
+def test_competition_icml_face_data_csv_gives_every_split(tmp_path, faces):
+    write_fer(tmp_path / "fer2013" / "icml_face_data.csv", faces, _labels(), USAGES, ("emotion", " Usage", " pixels"))
+    cfg = _cfg(tmp_path)
+    for name, rows in (("fer2013_train", range(0, 6)), ("fer2013_public_test", range(6, 9)),
+                       ("fer2013_private_test", range(9, 12)), ("fer2013_test", range(6, 12))):
+        ds = build_dataset(cfg, name, False)
+        assert ds.labels.tolist() == [_labels()[r] for r in rows]
+        np.testing.assert_array_equal(ds.pixels, faces[list(rows)])
+
+
+def test_competition_train_csv_trains_and_its_test_csv_has_no_labels(tmp_path, faces):
+    write_fer(tmp_path / "fer2013" / "train.csv", faces[:8], _labels(8), header=("emotion", "pixels"))
+    write_fer(tmp_path / "fer2013" / "test.csv", faces[8:], header=("pixels",))
+    cfg = _cfg(tmp_path)
+    ds = build_dataset(cfg, "fer2013_train", False)
+    assert len(ds) == 8 and ds.labels.tolist() == _labels(8)
+    np.testing.assert_array_equal(ds.pixels, faces[:8])
+    for name in ("fer2013_public_test", "fer2013_test"):
+        with pytest.raises(ValueError, match="holds Kaggle's train.csv .* no labelled PublicTest"):
+            build_dataset(cfg, name, False)
+    assert len(FER2013Dataset(str(tmp_path / "fer2013" / "test.csv"), require_labels=False)) == 4
+
+
+def _write_folders(root, faces):
+    """train/ gets faces 0-7, test/ faces 8-11; face i in the folder of FER2013 class i % 7."""
+    files = []
+    for i, face in enumerate(faces):
+        sub = "train" if i < 8 else "test"
+        path = root / sub / CLASSES[i % 7] / f"{'Training' if i < 8 else 'PublicTest'}_{i:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(path), face)
+        files.append(path)
+    return files
+
+
+
+def test_image_folder_release_maps_class_folders_to_fer2013_labels(tmp_path, faces):
+    files = _write_folders(tmp_path / "fer2013", faces)
+    cfg = _cfg(tmp_path)
+    train = build_dataset(cfg, "fer2013_train", False)
+    assert train.class_names == CLASSES and len(train) == 8
+    by_file = {f: k for k, f in enumerate(train.files)}
+    for i in range(8):
+        k = by_file[str(files[i])]
+        assert int(train.labels[k]) == i % 7  # the folder name, not its alphabetical place
+        np.testing.assert_array_equal(train.pixels[k], cv2.imread(str(files[i]), cv2.IMREAD_GRAYSCALE))
+    test = build_dataset(cfg, "fer2013_test", False)
+    assert sorted(test.labels.tolist()) == sorted(i % 7 for i in range(8, 12))
+    with pytest.raises(ValueError, match=r"test/ \(PublicTest and PrivateTest together\).*fer2013_test"):
+        build_dataset(cfg, "fer2013_public_test", False)
+    (tmp_path / "fer2013" / "train" / "joy").mkdir()
+    with pytest.raises(ValueError, match="class folders must be named angry, disgust, .*; found .*joy"):
+        build_dataset(cfg, "fer2013_train", False)
+
+
+def test_a_folder_without_fer2013_lists_what_was_looked_for(tmp_path):
+    (tmp_path / "fer2013").mkdir()
+    (tmp_path / "fer2013" / "README.txt").write_text("")
+    with pytest.raises(FileNotFoundError) as err:
+        build_dataset(_cfg(tmp_path), "fer2013_train", False)
+    for looked_for in ("fer2013.csv", "icml_face_data.csv", "train.csv", "train/<class>/*.jpg", "make link FER2013="):
+        assert looked_for in str(err.value)
+    with pytest.raises(FileNotFoundError, match="is not a folder.*fer2013.csv"):
+        build_dataset(_cfg(tmp_path / "elsewhere"), "fer2013_train", False)

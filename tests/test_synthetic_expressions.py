@@ -142,6 +142,7 @@ def _make_link(tmp_path, *args):
 def test_make_link_alone_or_together(tmp_path):
     for name in ("fec", "fer", "an"):
         (tmp_path / "src" / name).mkdir(parents=True)
+    (tmp_path / "src" / "fer" / "fer2013.csv").write_text("emotion,pixels,Usage\n")
     proc = _make_link(tmp_path, f"FER2013={tmp_path / 'src' / 'fer'}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert os.readlink(tmp_path / "datasets" / "fer2013") == str(tmp_path / "src" / "fer")
@@ -151,7 +152,7 @@ def test_make_link_alone_or_together(tmp_path):
     assert os.readlink(tmp_path / "datasets" / "fec") == str(tmp_path / "src" / "fec")
     assert os.readlink(tmp_path / "datasets" / "affectnet") == str(tmp_path / "src" / "an")
     # A bad folder: an error, and no link made or changed.
-    proc = _make_link(tmp_path, "FER2013=src/fec", "AFFECTNET=src/nope")
+    proc = _make_link(tmp_path, "FER2013=src/fer", "AFFECTNET=src/nope")
     assert proc.returncode != 0 and "src/nope is not a folder" in proc.stdout + proc.stderr
     assert os.readlink(tmp_path / "datasets" / "fer2013") == str(tmp_path / "src" / "fer")
     proc = _make_link(tmp_path)

@@ -7,18 +7,27 @@ creates ``datasets/fec`` pointing at a prepared FEC folder:
     fec/faceexp-comparison-data-test-public.csv
     fec/images/<crop_id>.jpg
 
-``make link FER2013=/path`` creates ``datasets/fer2013`` (the folder holding Kaggle's
-``fer2013.csv``) and ``make link AFFECTNET=/path`` creates ``datasets/affectnet``:
+``make link FER2013=/path`` creates ``datasets/fer2013`` (a folder holding any of FER2013's
+distributions: fer2013.csv, icml_face_data.csv, train.csv + test.csv, or train/<class>/
+and test/<class>/ image folders; fec/data/datasets/fer2013_release.py), ``make link
+FERPLUS=/path`` ``datasets/ferplus``, ``make link RAFDB=/path`` ``datasets/rafdb`` and
+``make link AFFECTNET=/path`` ``datasets/affectnet``:
 
-    fer2013/fer2013.csv
+    fer2013/fer2013.csv (or another distribution)
+    ferplus/fer2013new.csv
+    rafdb/EmoLabel/list_patition_label.txt, rafdb/Image/aligned/<name>_aligned.jpg
     affectnet/training.csv
     affectnet/validation.csv
     affectnet/Manually_Annotated_Images/<subDirectory_filePath>
 
 Expression datasets, by task (what the model is trained and evaluated on):
 
-- ``fer2013_train``, ``fer2013_public_test``, ``fer2013_private_test``: FER2013 rows of
-  Usage Training / PublicTest / PrivateTest, classification (7 classes).
+- ``fer2013_train``, ``fer2013_public_test``, ``fer2013_private_test``, ``fer2013_test``:
+  FER2013 rows of Usage Training / PublicTest / PrivateTest / both tests (the image-folder
+  release's test/), classification (7 classes).
+- ``ferplus_train``, ``ferplus_val``, ``ferplus_test``: FER+ labels of FER2013's Training /
+  PublicTest / PrivateTest faces, classification (8 classes; DATASETS.FERPLUS.LABEL_MODE).
+- ``rafdb_train``, ``rafdb_test``: RAF-DB basic emotions, classification (7 classes).
 - ``affectnet_train``, ``affectnet_val``: AffectNet expressions 0-7, classification.
 - ``affectnet_va_train``, ``affectnet_va_val``: AffectNet valence/arousal, regression.
 - ``affectnet_affect_train``, ``affectnet_affect_val``: both ("affect": expressions 0-7

@@ -191,6 +191,8 @@ class FER2013Dataset(ExpressionDataset):
 
     def __init__(self, source, usage=None, is_train=True, cache_dir="", require_labels=True, name=None):
         csv, self.files, self.lines = source, None, None
+        if not os.path.exists(source) and not source.lower().endswith(".csv"):
+            locate_fer2013(source)  # not a folder: the error lists what FER2013 can be
         if os.path.isdir(source):
             release = locate_fer2013(source)
             csv = release.csv

@@ -30,7 +30,7 @@ LOOKED_FOR = (
     "train.csv (Kaggle competition: emotion, pixels), with test.csv beside it",
     f"train/<class>/*.jpg and test/<class>/*.jpg (classes {', '.join(sorted(FER2013_CLASSES))})",
 )
-LINK_HINT = "run `make link FER2013=FOLDER` on the folder holding one of them"
+LINK_HINT = "run `make link FER2013=FOLDER` on the folder that holds one of FER2013's distributions"
 # The image-folder release has one test/ folder for both held-out splits.
 FOLDER_USAGES = {"train": ("Training",), "test": ("PublicTest", "PrivateTest")}
 
@@ -46,14 +46,10 @@ class FER2013Release(NamedTuple):
         return self.csv
 
 
-def looked_for(folder):
-    return f"{folder} holds none of FER2013's distributions; looked for: " + "; ".join(LOOKED_FOR)
-
-
 def locate_fer2013(folder):
     """The FER2013Release in ``folder``; FileNotFoundError listing what was looked for."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder} is not a folder: {LINK_HINT} ({'; '.join(LOOKED_FOR)})")
+        raise FileNotFoundError(f"{folder} is not a folder; {LINK_HINT}: {'; '.join(LOOKED_FOR)}")
     for name in ("fer2013.csv", "icml_face_data.csv"):
         if os.path.isfile(os.path.join(folder, name)):
             return FER2013Release("csv", folder, os.path.join(folder, name))
@@ -61,7 +57,8 @@ def locate_fer2013(folder):
         return FER2013Release("train_csv", folder, os.path.join(folder, "train.csv"))
     if any(os.path.isdir(os.path.join(folder, sub)) for sub in FOLDER_USAGES):
         return FER2013Release("folders", folder)
-    raise FileNotFoundError(f"{looked_for(folder)}. {LINK_HINT}")
+    raise FileNotFoundError(f"{folder} holds none of FER2013's distributions; looked for: {'; '.join(LOOKED_FOR)}. "
+                            f"{LINK_HINT}")
 
 
 def folder_for_usage(release, usage):
