@@ -14,6 +14,7 @@ from fec.config import load_config
 from fec.data import build_dataset, make_data_loader
 from fec.data.datasets.ferplus import FERPlusDataset, majority_labels
 from fec.modeling import build_model
+from fec.utils.errors import DatasetError
 
 HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
 FERPLUS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
@@ -159,5 +160,5 @@ def test_files_that_do_not_belong_together(tmp_path):
 def test_ferplus_needs_every_fer2013_face_in_order(tmp_path):
     write_files(tmp_path)
     (tmp_path / "fer2013" / "fer2013.csv").rename(tmp_path / "fer2013" / "train.csv")
-    with pytest.raises(ValueError, match="needs fer2013.csv or icml_face_data.csv"):
+    with pytest.raises(DatasetError, match="needs fer2013.csv or icml_face_data.csv"):
         build_dataset(_cfg(tmp_path), "ferplus_train", False)

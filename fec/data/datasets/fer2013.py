@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from fec.utils import comm
 from fec.utils.io import atomic_write
-from fec.utils.errors import DatasetError
+from fec.utils.errors import ConfigError, DatasetError
 
 from .triplet import DATASETS
 from .expression import FER2013_CLASSES, ExpressionDataset, grey_to_rgb
@@ -197,7 +197,7 @@ class FER2013Dataset(ExpressionDataset):
             release = locate_fer2013(source)
             csv = release.csv
             if release.kind == "train_csv" and usage is not None and set(_as_list(usage)) != {"Training"}:
-                raise ValueError(f"{source} holds Kaggle's train.csv (the Training rows) and test.csv (no labels): "
+                raise ConfigError(f"{source} holds Kaggle's train.csv (the Training rows) and test.csv (no labels): "
                                  f"it has no labelled {', '.join(u for u in _as_list(usage) if u != 'Training')} "
                                  "faces; evaluate on another split (DATASETS.TEST) or link a folder with "
                                  "fer2013.csv or icml_face_data.csv")

@@ -18,6 +18,8 @@ from typing import NamedTuple, Optional
 import cv2
 import numpy as np
 
+from fec.utils.errors import ConfigError, DatasetError
+
 from .expression import FER2013_CLASSES
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ class FER2013Release(NamedTuple):
 def locate_fer2013(folder):
     """The FER2013Release in ``folder``; FileNotFoundError listing what was looked for."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder} is not a folder; {LINK_HINT}: {'; '.join(LOOKED_FOR)}")
+        raise DatasetError(f"{folder} is not a folder; {LINK_HINT}: {'; '.join(LOOKED_FOR)}")
     for name in ("fer2013.csv", "icml_face_data.csv"):
         if os.path.isfile(os.path.join(folder, name)):
             return FER2013Release("csv", folder, os.path.join(folder, name))
@@ -57,8 +59,8 @@ def locate_fer2013(folder):
         return FER2013Release("train_csv", folder, os.path.join(folder, "train.csv"))
     if any(os.path.isdir(os.path.join(folder, sub)) for sub in FOLDER_USAGES):
         return FER2013Release("folders", folder)
-    raise FileNotFoundError(f"{folder} holds none of FER2013's distributions; looked for: {'; '.join(LOOKED_FOR)}. "
-                            f"{LINK_HINT}")
+    raise DatasetError(f"{folder} holds none of FER2013's distributions; looked for: {'; '.join(LOOKED_FOR)}. "
+                       f"{LINK_HINT}")
 
 
 def folder_for_usage(release, usage):
@@ -67,7 +69,7 @@ def folder_for_usage(release, usage):
     for sub, usages in FOLDER_USAGES.items():
         if wanted == set(usages):
             return os.path.join(release.folder, sub)
-    raise ValueError(f"{release.describe()}: the image-folder release of FER2013 has train/ (Training) and "
+    raise ConfigError(f"{release.describe()}: the image-folder release of FER2013 has train/ (Training) and "
                      f"test/ (PublicTest and PrivateTest together), so Usage {sorted(wanted)} cannot be chosen; "
                      "use the catalog's fer2013_train or fer2013_test")
 
@@ -76,7 +78,7 @@ def read_image_folder(folder):
     """(pixels (N, 48, 48) uint8, labels (N,) int64, files) of ``folder/<class>/*.jpg``,
     classes in FER2013's label order, files sorted by name within a class."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder} does not exist: the image-folder release of FER2013 has train/<class>/ "
+        raise DatasetError(f"{folder} does not exist: the image-folder release of FER2013 has train/<class>/ "
                                 "and test/<class>/")
     classes = {c: k for k, c in enumerate(FER2013_CLASSES)}
     subs = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))

@@ -27,6 +27,8 @@ import os
 import numpy as np
 import torch
 
+from fec.utils.errors import ConfigError, DatasetError
+
 from .expression import ExpressionDataset, grey_to_rgb
 from .fer2013 import load_fer2013
 from .fer2013_release import locate_fer2013
@@ -49,7 +51,7 @@ _LINK_HINT = "run `make link FERPLUS=FOLDER` on the folder holding Microsoft's f
 def parse_ferplus_csv(path):
     """(usage (N,) str, image names (N,) str, votes (N, 10) int64) of a fer2013new.csv."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist; {_LINK_HINT}")
+        raise DatasetError(f"{path} does not exist; {_LINK_HINT}")
     usage, names, votes = [], [], []
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
@@ -114,11 +116,12 @@ class FERPlusDataset(ExpressionDataset):
 
     def __init__(self, csv_path, fer2013, usage, label_mode="majority", is_train=True, cache_dir=""):
         if label_mode not in LABEL_MODES:
-            raise ValueError(f"DATASETS.FERPLUS.LABEL_MODE must be one of {', '.join(LABEL_MODES)}, got {label_mode!r}")
+            raise ConfigError(f"DATASETS.FERPLUS.LABEL_MODE must be one of {', '.join(LABEL_MODES)}, "
+                              f"got {label_mode!r}")
         usages, names, votes = parse_ferplus_csv(csv_path)
         release = locate_fer2013(fer2013)
         if release.kind != "csv":
-            raise ValueError(f"FER+ labels the faces of fer2013.csv by row, so it needs fer2013.csv or "
+            raise DatasetError(f"FER+ labels the faces of fer2013.csv by row, so it needs fer2013.csv or "
                              f"icml_face_data.csv (every face, in order) in {fer2013}; it holds {release.describe()}")
         table = load_fer2013(release.csv, cache_dir)
         if len(table.pixels) != len(votes):
@@ -130,7 +133,7 @@ class FERPlusDataset(ExpressionDataset):
                              f"{table.usage[i]}: the two files are not in the same order")
         in_split = usages == usage
         if not in_split.any():
-            raise ValueError(f"{csv_path} has no rows of Usage {usage!r}; it has: {', '.join(sorted(set(usages)))}")
+            raise ConfigError(f"{csv_path} has no rows of Usage {usage!r}; it has: {', '.join(sorted(set(usages)))}")
         labels = majority_labels(votes, names)
         keep = in_split & (labels >= 0)
         self.label_mode = label_mode

@@ -15,6 +15,8 @@ import os
 import cv2
 import numpy as np
 
+from fec.utils.errors import ConfigError, DatasetError
+
 from .expression import ExpressionDataset
 from .triplet import DATASETS
 
@@ -36,7 +38,7 @@ def aligned_name(name):
 def parse_label_file(path):
     """[(image name, class index 0..6)] of a list_patition_label.txt, in file order."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist; {_LINK_HINT}")
+        raise DatasetError(f"{path} does not exist; {_LINK_HINT}")
     entries = []
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
@@ -64,7 +66,7 @@ class RAFDBDataset(ExpressionDataset):
 
     def __init__(self, folder, split, is_train=True):
         if split not in SPLITS:
-            raise ValueError(f"RAF-DB split must be one of {SPLITS}, got {split!r}")
+            raise ConfigError(f"RAF-DB split must be one of {SPLITS}, got {split!r}")
         label_file = os.path.join(folder, LABEL_FILE)
         entries = [(n, k) for n, k in parse_label_file(label_file) if n.startswith(split + "_")]
         if not entries:
@@ -73,7 +75,7 @@ class RAFDBDataset(ExpressionDataset):
         self.files = [os.path.join(image_dir, aligned_name(n)) for n, _ in entries]
         missing = [f for f in self.files if not os.path.isfile(f)]
         if missing:
-            raise FileNotFoundError(f"{len(missing)} of the {len(self.files)} {split} faces listed in {label_file} "
+            raise DatasetError(f"{len(missing)} of the {len(self.files)} {split} faces listed in {label_file} "
                                     f"are missing, e.g. {', '.join(missing[:3])}; RAF-DB's aligned faces are "
                                     f"{ALIGNED_DIR}/<name>_aligned.jpg")
         labels = np.asarray([k for _, k in entries], dtype=np.int64)
