@@ -34,9 +34,13 @@ def train(cfg, args, logger):
     if cfg.DIST.SYNC_BN and device.type != "cuda":
         raise ConfigError(f"DIST.SYNC_BN needs CUDA (SyncBatchNorm has no CPU kernel), but the device is "
                           f"{device}; set DIST.SYNC_BN False")
+    # torchrun --max-restarts: a worker group restarted after a failure continues from
+    # the last complete checkpoint, as --resume does
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT") or 0)
+    resume = args.resume or restart > 0
     # cheap checks first: files and datasets before models are built and weights downloaded
     if cfg.MODEL.WEIGHTS and not os.path.isfile(cfg.MODEL.WEIGHTS) and not (
-            args.resume and Checkpointer(None, save_dir=cfg.OUTPUT_DIR).last_checkpoint()):
+            resume and Checkpointer(None, save_dir=cfg.OUTPUT_DIR).last_checkpoint()):
         raise MissingFileError(f"MODEL.WEIGHTS {cfg.MODEL.WEIGHTS} does not exist: train the run that writes it "
                                f"first (for config/quickstart.yaml: bash train.sh, or config/quickstart_pretrain.yaml), "
                                f"or set MODEL.WEIGHTS \"\" to start from scratch")
@@ -55,7 +59,12 @@ def train(cfg, args, logger):
     checkpointer = Checkpointer(model, optimizer, scheduler, cfg.OUTPUT_DIR, comm.is_main_process(), scaler,
                                 keep=cfg.SOLVER.CHECKPOINT_KEEP)
     start_iter = 0
-    last = checkpointer.last_checkpoint() if args.resume else None
+    last = checkpointer.last_checkpoint() if resume else None
+    if restart and comm.is_main_process():
+        logger.warning("torchrun restarted the worker group after a failure (restart %d of at most %s): %s", restart,
+                       os.environ.get("TORCHELASTIC_MAX_RESTARTS", "?"),
+                       f"resuming from the last complete checkpoint, {last}" if last
+                       else f"no checkpoint in {cfg.OUTPUT_DIR} yet, starting from scratch")
     if last:
         start_iter = checkpointer.load(last, resume=True)
     elif args.resume:

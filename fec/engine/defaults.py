@@ -83,6 +83,18 @@ def _dist_env(environ, local_rank_arg=None):
     return DistEnv(0, 1, int(local_rank_arg or 0), "127.0.0.1", 29500)
 
 
+def _attempt_store(env, timeout):
+    """The env:// rendezvous store, under a prefix of its own for each torchrun attempt.
+
+    torchrun --max-restarts restarts the worker group with the same MASTER_ADDR:PORT,
+    whose store (the elastic agent's) outlives the workers: without a prefix, restarted
+    workers read the dead workers' addresses left there, and their process group never
+    forms (gloo: "connection refused", until the timeout)."""
+    store, _, _ = next(dist.rendezvous("env://", rank=env.rank, world_size=env.world_size, timeout=timeout))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    return dist.PrefixStore(f"fec/attempt_{attempt}", store) if attempt else store
+
+
 def init_distributed(cfg, local_rank_arg=None):
     """Joins the process group when the job has several processes; returns the world
     size. Backend per DIST.BACKEND ("auto": nccl on CUDA, gloo on CPU); every
@@ -99,9 +111,10 @@ def init_distributed(cfg, local_rank_arg=None):
         raise ConfigError(f"DIST.BACKEND nccl needs CUDA, but MODEL.DEVICE resolves to {device}; use gloo")
     os.environ.setdefault("MASTER_ADDR", env.master_addr)
     os.environ.setdefault("MASTER_PORT", str(env.master_port))
+    timeout = datetime.timedelta(seconds=cfg.DIST.TIMEOUT)
     try:
-        dist.init_process_group(backend, init_method="env://", rank=env.rank, world_size=env.world_size,
-                                timeout=datetime.timedelta(seconds=cfg.DIST.TIMEOUT),
+        dist.init_process_group(backend, store=_attempt_store(env, timeout), rank=env.rank,
+                                world_size=env.world_size, timeout=timeout,
                                 device_id=device if device.type == "cuda" else None)
     except (RuntimeError, ValueError) as e:  # torch's DistNetworkError / DistStoreError are RuntimeErrors
         reason = " ".join(str(e).split())[:200]
