@@ -3,6 +3,7 @@ in the same run so that figures from different machines can be compared.
 
     python tools/benchmark.py train --config-file F [--compare KEY=V1,V2 ...] [--repeat N] [KEY VALUE ...]
     python tools/benchmark.py read-fec-csv [--rows 450000] [--repeat 1] [--keep FILE]
+        (read_fec_csv, and load_fec_table's first start and cached start)
     python tools/benchmark.py prepare-fec [--images 480] [--workers 16] [--latency 0.1]
     python tools/benchmark.py loader [--root DIR] [--size 224] [--batches 10] [--repeat 3] [KEY VALUE ...]
 """
@@ -22,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from fec.data.fec_csv import format_fec_row, read_fec_csv  # noqa: E402
+from fec.data.fec_index import index_path, load_fec_table  # noqa: E402
 
 
 # --------------------------------------------------------------------------- #
@@ -142,6 +144,11 @@ def _read_table(path):
     return f"{len(table)} triplets, {table.num_faces} faces; arrays {mb:.0f} MB"
 
 
+def _load_indexed(path):
+    table = load_fec_table(path, strict=False)
+    return f"{len(table)} triplets, {table.num_faces} faces; index {os.path.getsize(index_path(path)) / 2**20:.0f} MB"
+
+
 def bench_read_fec_csv(args):
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or os.path.join(tmp, "fec-like.csv")
@@ -151,8 +158,13 @@ def bench_read_fec_csv(args):
         print(f"wrote {args.rows} rows over {n_faces} faces ({size_mb:.0f} MB) "
               f"in {time.perf_counter() - t0:.1f} s: {path}\n")
         rows = []
+        if os.path.exists(index_path(path)):
+            os.remove(index_path(path))
         for name, fn in (("csv.reader, tokenise only (baseline)", _tokenise_only),
-                         ("read_fec_csv", _read_table)):
+                         ("read_fec_csv", _read_table),
+                         # the first start parses the CSV and writes <csv>.index.npz; later starts load it
+                         ("load_fec_table, no index yet (parse + write)", _load_indexed),
+                         ("load_fec_table, index current (load)", _load_indexed)):
             seconds, peak_mb, note = measure(fn, path, repeat=args.repeat)
             rows.append([name, args.rows, f"{seconds:.2f}", f"{args.rows / seconds:,.0f}", f"{peak_mb:.0f}", note])
         print_table(["method", "rows", "seconds", "rows/s", "peak RSS +MB", "note"], rows)

@@ -10,7 +10,7 @@ import os
 import cv2
 import numpy as np
 
-from fec.data.fec_csv import read_fec_csv
+from fec.data.fec_index import load_fec_table
 from fec.utils.errors import DatasetError
 
 from .triplet import DATASETS, TripletDataset
@@ -28,7 +28,7 @@ class FECTripletDataset(TripletDataset):
         if not os.path.isdir(image_dir):
             raise NotADirectoryError(f"{image_dir} is not a folder of face crops; {_LINK_HINT}")
         name = name or os.path.splitext(os.path.basename(csv))[0]
-        table = read_fec_csv(csv, strict=False)
+        table = load_fec_table(csv, strict=False)
         if table.skipped:
             reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(table.skipped.items()))
             logger.warning("%s: skipped %d malformed rows (%s)", csv, sum(table.skipped.values()), reasons)
