@@ -14,6 +14,8 @@ if [ $# -gt 0 ] && [[ $1 == *.yaml || $1 == *.yml ]]; then
   CONFIG=$1
   shift
 else
+  # a mistake in the overrides for stage 2 is reported now, not after stage 1
+  "$PY" tools/train_net.py --check --config-file "$CONFIG" "$@"
   "$PY" tools/train_net.py --config-file config/quickstart_pretrain.yaml --resume
 fi
 exec "$PY" tools/train_net.py --config-file "$CONFIG" "$@"

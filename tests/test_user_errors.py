@@ -50,6 +50,13 @@ def test_unknown_key_suggests_the_nearest(tmp_path):
     assert_user_error(proc, "SOLVER.MAX_ITR", "did you mean SOLVER.MAX_ITER", "fec/config/defaults.py")
 
 
+def test_train_sh_checks_stage_2_overrides_before_stage_1(tmp_path):
+    # the quickstart's stage 1 takes minutes: a wrong key for stage 2 is reported first
+    proc = run(["bash", "train.sh", "SOLVER.MAX_ITR", "5"], tmp_path)
+    assert_user_error(proc, "SOLVER.MAX_ITR", "SOLVER.MAX_ITER")
+    assert "Start training" not in proc.stdout
+
+
 def test_unknown_key_in_file_names_file_and_key(tmp_path):
     f = tmp_path / "exp.yaml"
     f.write_text("SOLVER:\n  MAX_ITR: 5\n")

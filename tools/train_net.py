@@ -11,6 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from fec.config import load_config  # noqa: E402
 from fec.data import check_test_datasets, make_data_loader  # noqa: E402
 from fec.data.build import check_datasets  # noqa: E402
 from fec.engine.inference import flatten_results, run_test  # noqa: E402
@@ -108,7 +109,13 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR's last checkpoint (model, optimizer, scheduler, "
                              "iteration, RNG)")
+    parser.add_argument("--check", action="store_true",
+                        help="only check the config, its keys and values, and that its datasets are there; "
+                             "train nothing (train.sh checks stage 2 before it runs stage 1)")
     args = parser.parse_args(argv)
+    if args.check:
+        check_datasets(load_config(args.config_file or None, args.opts))
+        return None
     signal.signal(signal.SIGTERM, _terminate)
     cfg, logger = default_setup(args, "fec.train")
     try:

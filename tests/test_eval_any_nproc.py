@@ -1,0 +1,30 @@
+"""bash inference.sh N for any N: TEST.IMS_PER_BATCH (a global batch) is split over the
+processes as evenly as possible, and the results do not depend on N."""
+import json
+import os
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
+
+
+def evaluate(nproc, ckpt, out):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::FutureWarning"}
+    proc = subprocess.run(["bash", "inference.sh", str(nproc), "config/quickstart.yaml", ckpt, "OUTPUT_DIR", str(out),
+                           "DATALOADER.NUM_WORKERS", "0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out / "inference" / "synthetic_fec_test" / "results.json").read_text())
+
+
+def test_results_identical_for_1_2_3_processes(quickstart_ckpt, tmp_path):
+    # config/quickstart.yaml as shipped: TEST.IMS_PER_BATCH 128, which 3 does not divide
+    results = {n: evaluate(n, quickstart_ckpt, tmp_path / f"n{n}") for n in (1, 2, 3)}
+    runs = {n: r.pop("inference") for n, r in results.items()}
+    assert results[1] == results[2] == results[3]
+    assert runs[3]["processes"] == 3 and sum(runs[3]["samples_per_process"]) == runs[1]["samples"]
+    log = (tmp_path / "n3" / "log.txt").read_text()
+    assert "TEST.IMS_PER_BATCH 128 split over 3 processes as evenly as possible: 43, 43, 42 per process" in log
