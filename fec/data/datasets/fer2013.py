@@ -242,6 +242,8 @@ class FER2013Dataset(ExpressionDataset):
 
     def pack_identity(self):
         """What a packed store of these faces is made from (fec.data.face_store)."""
+        if self.csv is None:  # a folder of images
+            return {"sources": [], "keys": list(self.files), "settings": {}, "channels": 1}
         return {"sources": [self.csv], "keys": [str(v) for v in self.lines.tolist()], "settings": {},
                 "channels": 1}
 

@@ -137,6 +137,7 @@ class FERPlusDataset(ExpressionDataset):
         labels = majority_labels(votes, names)
         keep = in_split & (labels >= 0)
         self.label_mode = label_mode
+        self.csvs = (csv_path, release.csv)
         self.rows = np.flatnonzero(keep)
         self.pixels = table.pixels[keep]
         self.distributions = vote_distribution(votes[keep])
@@ -150,6 +151,11 @@ class FERPlusDataset(ExpressionDataset):
 
     def __len__(self):
         return len(self.pixels)
+
+    def pack_identity(self):
+        """What a packed store of these faces is made from (fec.data.face_store)."""
+        return {"sources": list(self.csvs), "keys": [str(r) for r in self.rows.tolist()], "settings": {},
+                "channels": 1}
 
     def load_image(self, i):
         return grey_to_rgb(self.pixels[i])

@@ -88,6 +88,11 @@ class RAFDBDataset(ExpressionDataset):
     def __len__(self):
         return len(self.files)
 
+    def pack_identity(self):
+        """What a packed store of these faces is made from (fec.data.face_store)."""
+        return {"sources": [self.source], "keys": [os.path.basename(f) for f in self.files], "settings": {},
+                "channels": 3}
+
     def load_image(self, i):
         img = cv2.imread(self.files[i], cv2.IMREAD_COLOR)
         if img is None:
