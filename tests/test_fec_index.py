@@ -85,3 +85,8 @@ def test_read_only_folder_parses_without_index(tmp_path, bench, caplog, monkeypa
         table = load_fec_table(csv)
     assert len(table) == 100 and not os.path.exists(index_path(csv))
     assert "cannot write the index" in caplog.text
+
+
+def test_strings_round_trip_with_non_ascii():
+    strings = ["http://a.org/é.jpg", "", "http://b.org/日本.jpg", "plain"]
+    assert fec_index._unpack_strings(*fec_index._pack_strings(strings)) == strings

@@ -230,18 +230,18 @@ def test_resume_with_other_settings_is_refused(fault_run, tmp_path):
     with pytest.raises(ValueError, match="size: 48 there, 64 now"):
         prepare(PrepareOptions(csv=[str(c) for c in csvs], out=str(out), size=64, progress=False))
     code = prepare_cli.main(["--csv", str(csvs[0]), "--out", str(out), "--size", "64", "--no-progress"])
-    assert code == 1
+    assert code == 2
 
 
 def test_cli_reports_bad_arguments_clearly(tmp_path, capsys):
     odd = tmp_path / "faces.csv"
     odd.write_text("")
-    assert prepare_cli.main(["--csv", str(odd), "--out", str(tmp_path / "o")]) == 1
+    assert prepare_cli.main(["--csv", str(odd), "--out", str(tmp_path / "o")]) == 2
     assert "cannot tell train from test" in capsys.readouterr().err
-    assert prepare_cli.main(["--csv", str(tmp_path / "x-train.csv"), "--out", str(tmp_path / "o")]) == 1
+    assert prepare_cli.main(["--csv", str(tmp_path / "x-train.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert prepare_cli.main(["--csv", f"train={odd}", "--out", str(tmp_path / "o"), "--num-shards", "2",
-                             "--shard-id", "2"]) == 1
+                             "--shard-id", "2"]) == 2
     assert "--shard-id 2" in capsys.readouterr().err
 
 

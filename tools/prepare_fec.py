@@ -79,7 +79,7 @@ def main(argv=None):
                 progress=not args.no_progress, fetch=fetch))
     except (UserError, OSError, ValueError, RuntimeError) as e:
         print(f"prepare_fec.py: error: {e}", file=sys.stderr)
-        return 1
+        return 2  # what every fec CLI answers to a user error
     except KeyboardInterrupt:  # before the downloads started: nothing to keep
         print("prepare_fec.py: interrupted", file=sys.stderr)
         return 130

@@ -18,7 +18,7 @@ from fec.utils.io import atomic_path
 
 from .fec_csv import FECTable, read_fec_csv
 
-FORMAT = 1
+FORMAT = 2
 _EDGE = 1 << 20
 
 
@@ -39,16 +39,16 @@ def fingerprint(csv_path):
 
 
 def _pack_strings(strings):
-    data = [s.encode("utf-8") for s in strings]
-    offsets = np.zeros(len(data) + 1, np.int64)
-    np.cumsum([len(b) for b in data], out=offsets[1:])
-    return np.frombuffer(b"".join(data), np.uint8), offsets
+    """One UTF-8 byte array and the character offsets of each string in its text."""
+    offsets = np.zeros(len(strings) + 1, np.int64)
+    np.cumsum([len(s) for s in strings], out=offsets[1:])
+    return np.frombuffer("".join(strings).encode("utf-8"), np.uint8), offsets
 
 
 def _unpack_strings(data, offsets):
-    raw = data.tobytes()
+    text = data.tobytes().decode("utf-8")
     bounds = offsets.tolist()
-    return [raw[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:])]
+    return [text[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 _ARRAYS = ("faces_box", "triplets", "types", "votes", "annotators", "label", "agreement", "line")
