@@ -157,3 +157,45 @@ def test_make_link_alone_or_together(tmp_path):
     assert os.readlink(tmp_path / "datasets" / "fer2013") == str(tmp_path / "src" / "fer")
     proc = _make_link(tmp_path)
     assert proc.returncode != 0 and "usage: make link" in proc.stdout
+
+
+def _root(written, **links):
+    """A DATASETS.ROOT whose fer2013/, ferplus/, rafdb/ point at written folders."""
+    root = written / ("root_" + "_".join(links.values()))
+    root.mkdir(exist_ok=True)
+    for name, folder in links.items():
+        if not (root / name).exists():
+            (root / name).symlink_to(written / folder)
+    return root
+
+
+def test_written_fer2013_distributions_hold_the_same_faces(written):
+    base = build_dataset(_cfg(_root(written, fer2013="fer2013")), "fer2013_train", False)
+    icml = build_dataset(_cfg(_root(written, fer2013="fer2013_icml")), "fer2013_train", False)
+    kaggle = build_dataset(_cfg(_root(written, fer2013="fer2013_kaggle")), "fer2013_train", False)
+    for other in (icml, kaggle):
+        np.testing.assert_array_equal(other.pixels, base.pixels)
+        assert torch.equal(other.labels, base.labels)
+    assert (written / "fer2013_kaggle" / "test.csv").read_text().splitlines()[0] == "pixels"
+    assert (written / "fer2013_icml" / "icml_face_data.csv").read_text().splitlines()[0] == "emotion, Usage, pixels"
+    folders = build_dataset(_cfg(_root(written, fer2013="fer2013_folders")), "fer2013_train", False)
+    assert sorted(folders.labels.tolist()) == sorted(base.labels.tolist())
+    for k, path in enumerate(folders.files):  # Training_<i>.jpg in the folder of its class
+        i = int(os.path.basename(path)[len("Training_"):-len(".jpg")])
+        assert int(folders.labels[k]) == int(base.labels[i])
+        assert np.abs(folders.pixels[k].astype(np.int32) - base.pixels[i]).mean() < 3  # JPEG loss only
+    test = build_dataset(_cfg(_root(written, fer2013="fer2013_folders")), "fer2013_test", False)
+    assert len(test) == 20
+
+
+def test_written_ferplus_and_rafdb_read_back(written):
+    root = _root(written, fer2013="fer2013", ferplus="ferplus", rafdb="rafdb")
+    lines = (written / "ferplus" / "fer2013new.csv").read_text().splitlines()
+    assert lines[0] == "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+    assert len(lines) == 1 + 24 + 10 + 10
+    assert all(sum(map(int, line.split(",")[2:])) == 10 for line in lines[1:])  # ten annotators each
+    ferplus = build_dataset(_cfg(root), "ferplus_train", False)
+    assert ferplus.class_names[0] == "neutral" and len(ferplus) + sum(ferplus.dropped.values()) == 24
+    rafdb = build_dataset(_cfg(root), "rafdb_train", False)
+    synthetic = SyntheticExpressionDataset("train", "rafdb", "classification", 24, 4, seed=5, render_size=100)
+    assert torch.equal(rafdb.labels, synthetic.labels) and rafdb.load_image(0).shape == (100, 100, 3)

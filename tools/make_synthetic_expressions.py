@@ -38,24 +38,23 @@ import os
 import sys
 
 import numpy as np
-from tqdm import tqdm
 
-_TOOLS = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(_TOOLS, ".."))
-sys.path.insert(0, _TOOLS)
-
-from make_synthetic_fec import encode_jpeg, paste_in_photo  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from fec.config import cfg as default_cfg  # noqa: E402
-from fec.data.datasets.affectnet import COLUMNS  # noqa: E402
 from fec.data.datasets.synthetic_expression import SyntheticExpressionDataset  # noqa: E402
-from fec.data.synthetic_files import FER_FORMS, render_splits, write_fer2013, write_ferplus, write_rafdb  # noqa: E402
-from fec.utils.io import atomic_write  # noqa: E402
+from fec.data.synthetic_files import (  # noqa: E402
+    FER_FORMS,
+    render_splits,
+    write_affectnet_split,
+    write_fer2013,
+    write_ferplus,
+    write_rafdb,
+)
 from fec.utils.errors import run_cli  # noqa: E402
 
 FER_SPLITS = (("train", "Training"), ("test", "PublicTest"), ("private_test", "PrivateTest"))
 AFFECTNET_SPLITS = (("train", "training.csv"), ("test", "validation.csv"))
-IMAGE_FOLDER = "Manually_Annotated_Images"
 DATASETS = ("fer2013", "fer2013_icml", "fer2013_kaggle", "fer2013_folders", "ferplus", "rafdb", "affectnet")
 
 
@@ -69,28 +68,6 @@ def _dataset(args, split, style):
 def _counts(ds):
     counts = np.bincount(ds.labels.numpy(), minlength=len(ds.class_names))
     return f"{len(ds)} faces; " + ", ".join(f"{c} {n}" for c, n in zip(ds.class_names, counts))
-
-
-def write_affectnet_split(ds, out, csv_name):
-    """Photos and CSV of one split; returns the CSV path."""
-    lines = [",".join(COLUMNS)]
-    for i in tqdm(range(len(ds)), desc=f"affectnet {csv_name}", unit="face"):
-        face = ds.render(i)
-        photo, x0, y0 = paste_in_photo(face, ds.random_stream(5, i))
-        rel = f"{1 + i // 1000}/{ds.split}_{i:06d}.jpg"
-        path = os.path.join(out, IMAGE_FOLDER, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, encode_jpeg(photo))
-        s = face.shape[0]
-        v, a = ds.valence_arousal[i].tolist()
-        # facial_landmarks is left empty: the synthetic faces have none annotated.
-        lines.append(f"{rel},{x0},{y0},{s},{s},,{int(ds.labels[i])},{v:.6f},{a:.6f}")
-    csv_path = os.path.join(out, csv_name)
-    atomic_write(csv_path, "\n".join(lines) + "\n")
-    counts = np.bincount(ds.labels.numpy(), minlength=len(ds.class_names))
-    print(f"affectnet {csv_name}: {len(ds)} faces; " + ", ".join(f"{c} {n}" for c, n in zip(ds.class_names, counts))
-          + f"; valence mean {ds.valence_arousal[:, 0].mean():.3f}, arousal mean {ds.valence_arousal[:, 1].mean():.3f}")
-    return csv_path
 
 
 def parse_args(argv=None):
@@ -131,7 +108,10 @@ def main(argv=None):
     if "affectnet" in wanted:
         out = os.path.join(args.out, "affectnet")
         for split, csv_name in AFFECTNET_SPLITS:
-            print(f"wrote {write_affectnet_split(_dataset(args, split, 'affectnet'), out, csv_name)}")
+            ds = _dataset(args, split, "affectnet")
+            print(f"affectnet {csv_name}: {_counts(ds)}; valence mean {ds.valence_arousal[:, 0].mean():.3f}, "
+                  f"arousal mean {ds.valence_arousal[:, 1].mean():.3f}")
+            print(f"wrote {write_affectnet_split(ds, out, csv_name)}")
     return 0
 
 

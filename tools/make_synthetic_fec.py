@@ -33,21 +33,11 @@ from fec.config import cfg as default_cfg  # noqa: E402
 from fec.data.crop import BOX_EXPANSION, crop_face  # noqa: E402
 from fec.data.datasets.synthetic import SyntheticTripletDataset  # noqa: E402
 from fec.data.fec_csv import TRIPLET_TYPES, crop_id, format_fec_row  # noqa: E402
+from fec.data.synthetic_files import encode_jpeg, paste_in_photo  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402
 from fec.utils.errors import run_cli  # noqa: E402
 
 CSV_NAME = "faceexp-comparison-data-{}-public.csv"
-# Full-resolution colour (4:4:4): thin red lips on a 64 px face do not survive 4:2:0.
-JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
-
-
-def encode_jpeg(rgb):
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), JPEG_PARAMS)
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
-
-
 def make_photo(face, rng):
     """(photo, box): ``face`` (S×S×3 RGB) pasted at a random place of a textured image
     1.6-2.2 times its size; ``box`` (left, right, top, bottom), normalised and rounded to
@@ -62,24 +52,6 @@ def make_photo(face, rng):
     cx, cy = x0 + s / 2, y0 + s / 2
     box = tuple(round(v, 6) for v in ((cx - half) / w, (cx + half) / w, (cy - half) / h, (cy + half) / h))
     return photo, box
-
-
-def paste_in_photo(face, rng):
-    """(photo, x0, y0): ``face`` (S×S×3 RGB) pasted with its top-left corner at pixel
-    (x0, y0) of a textured image 1.6-2.2 times its size."""
-    s = face.shape[0]
-    h, w = (int(round(s * f)) for f in rng.uniform(1.6, 2.2, 2))
-    # Texture: smooth colour blobs, a few lines, a little grain.
-    blobs = rng.uniform(20, 235, (int(rng.integers(3, 9)), int(rng.integers(3, 9)), 3))
-    photo = np.clip(cv2.resize(blobs, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
-    for _ in range(int(rng.integers(3, 10))):
-        p0, p1 = rng.integers(0, (w, h), (2, 2)).tolist()
-        cv2.line(photo, p0, p1, rng.uniform(0, 255, 3).tolist(), int(rng.integers(1, 1 + max(2, s // 40))), cv2.LINE_AA)
-    grain = rng.normal(0, 4, (h, w)).astype(np.float32)
-    photo = np.clip(photo + grain[..., None], 0, 255).astype(np.uint8)
-    y0, x0 = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
-    photo[y0:y0 + s, x0:x0 + s] = face
-    return photo, x0, y0
 
 
 def write_split(ds, out, base_url=None, crops=True):

@@ -9,6 +9,9 @@ reader runs end to end without a download (tools/make_synthetic_expressions.py).
   annotators per face (``ferplus_votes``).
 - RAF-DB: EmoLabel/list_patition_label.txt and Image/aligned/<name>_aligned.jpg of the
   "rafdb" faces.
+- AffectNet: training.csv / validation.csv and Manually_Annotated_Images/, each
+  "affectnet" face pasted into a larger photo at its row's box (``paste_in_photo``, which
+  tools/make_synthetic_fec.py's FEC photos use too).
 
 Everything is a function of the datasets (their seed), so a rerun writes the same
 files; every file goes to a temporary name and is renamed.
@@ -20,6 +23,7 @@ import numpy as np
 
 from fec.utils.io import atomic_write
 
+from .datasets.affectnet import COLUMNS as AFFECTNET_COLUMNS
 from .datasets.expression import FER2013_CLASSES
 from .datasets.ferplus import HEADER as FERPLUS_HEADER
 from .datasets.rafdb import ALIGNED_DIR, LABEL_FILE, aligned_name
@@ -27,13 +31,16 @@ from .datasets.synthetic_expression import FERPLUS_PROTOTYPES
 
 FER_FORMS = ("fer2013", "icml", "kaggle", "folders")
 USAGES = ("Training", "PublicTest", "PrivateTest")
-JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95]
+# Full-resolution colour (4:4:4): thin red lips on a 64 px face do not survive 4:2:0.
+JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+AFFECTNET_IMAGES = "Manually_Annotated_Images"
 # Simulated FER+ annotators: each sees the face's expression plus this noise and votes
-# for the nearest of FER+'s prototypes, or "unknown" with UNKNOWN_RATE. NOT_A_FACE_RATE
-# of the faces are voted "not a face" by most annotators and NO_NAME_RATE have no image
-# name, as in the real file.
+# for the nearest of FER+'s prototypes, or "unknown" with UNKNOWN_RATE. UNCLEAR_RATE of
+# the faces are "unknown" to most annotators, NOT_A_FACE_RATE "not a face" to most, and
+# NO_NAME_RATE have no image name, as in the real file.
 ANNOTATOR_NOISE = 0.3
 UNKNOWN_RATE = 0.05
+UNCLEAR_RATE = 0.02
 NOT_A_FACE_RATE = 0.02
 NO_NAME_RATE = 0.01
 
@@ -42,11 +49,30 @@ def _pixels(face):
     return " ".join(map(str, face.ravel().tolist()))
 
 
-def _encode_jpeg(img):
-    ok, buf = cv2.imencode(".jpg", img, JPEG_PARAMS)
+def encode_jpeg(img):
+    """JPEG bytes of an H×W grey or H×W×3 RGB uint8 image."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img if img.ndim == 2 else img[..., ::-1]), JPEG_PARAMS)
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return buf.tobytes()
+
+
+def paste_in_photo(face, rng):
+    """(photo, x0, y0): ``face`` (S×S×3 RGB) pasted with its top-left corner at pixel
+    (x0, y0) of a textured image 1.6-2.2 times its size."""
+    s = face.shape[0]
+    h, w = (int(round(s * f)) for f in rng.uniform(1.6, 2.2, 2))
+    # Texture: smooth colour blobs, a few lines, a little grain.
+    blobs = rng.uniform(20, 235, (int(rng.integers(3, 9)), int(rng.integers(3, 9)), 3))
+    photo = np.clip(cv2.resize(blobs, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+    for _ in range(int(rng.integers(3, 10))):
+        p0, p1 = rng.integers(0, (w, h), (2, 2)).tolist()
+        cv2.line(photo, p0, p1, rng.uniform(0, 255, 3).tolist(), int(rng.integers(1, 1 + max(2, s // 40))), cv2.LINE_AA)
+    grain = rng.normal(0, 4, (h, w)).astype(np.float32)
+    photo = np.clip(photo + grain[..., None], 0, 255).astype(np.uint8)
+    y0, x0 = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+    photo[y0:y0 + s, x0:x0 + s] = face
+    return photo, x0, y0
 
 
 def render_splits(splits):
@@ -81,7 +107,7 @@ def write_fer2013(out, faces, form):
             for i, (face, label) in enumerate(zip(pixels, labels)):
                 path = os.path.join(out, sub, FER2013_CLASSES[label], f"{usage}_{i:05d}.jpg")
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                atomic_write(path, _encode_jpeg(face))
+                atomic_write(path, encode_jpeg(face))
         return [os.path.join(out, "train"), os.path.join(out, "test")]
     raise ValueError(f"FER2013 form must be one of {FER_FORMS}, got {form!r}")
 
@@ -95,8 +121,10 @@ def ferplus_votes(expressions, rng, annotators=10):
     d2 = ((seen[:, :, None, :] - FERPLUS_PROTOTYPES[None, None].astype(np.float64)) ** 2).sum(-1)
     choice = d2.argmin(-1)  # (N, annotators)
     choice = np.where(rng.random((n, annotators)) < UNKNOWN_RATE, k, choice)
-    not_face = rng.random(n) < NOT_A_FACE_RATE
-    choice = np.where(not_face[:, None] & (rng.random((n, annotators)) < 0.8), k + 1, choice)
+    kind = rng.random(n)
+    for column, (low, high) in ((k, (0.0, UNCLEAR_RATE)), (k + 1, (UNCLEAR_RATE, UNCLEAR_RATE + NOT_A_FACE_RATE))):
+        face = (kind >= low) & (kind < high)
+        choice = np.where(face[:, None] & (rng.random((n, annotators)) < 0.7), column, choice)
     votes = np.stack([(choice == c).sum(1) for c in range(k + 2)], axis=1).astype(np.int64)
     return votes, rng.random(n) >= NO_NAME_RATE
 
@@ -127,8 +155,28 @@ def write_rafdb(out, splits):
             lines.append(f"{name} {int(ds.labels[i]) + 1}")
             path = os.path.join(out, ALIGNED_DIR, aligned_name(name))
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            atomic_write(path, _encode_jpeg(np.ascontiguousarray(ds.render(i)[..., ::-1])))
+            atomic_write(path, encode_jpeg(ds.render(i)))
     path = os.path.join(out, LABEL_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     atomic_write(path, "\n".join(lines) + "\n")
     return path
+
+
+def write_affectnet_split(ds, out, csv_name):
+    """The photos and ``out``/``csv_name`` of one "affectnet" dataset (task "affect");
+    returns the CSV path."""
+    lines = [",".join(AFFECTNET_COLUMNS)]
+    for i in range(len(ds)):
+        face = ds.render(i)
+        photo, x0, y0 = paste_in_photo(face, ds.random_stream(5, i))
+        rel = f"{1 + i // 1000}/{ds.split}_{i:06d}.jpg"
+        path = os.path.join(out, AFFECTNET_IMAGES, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, encode_jpeg(photo))
+        s = face.shape[0]
+        v, a = ds.valence_arousal[i].tolist()
+        # facial_landmarks is left empty: the synthetic faces have none annotated.
+        lines.append(f"{rel},{x0},{y0},{s},{s},,{int(ds.labels[i])},{v:.6f},{a:.6f}")
+    csv_path = os.path.join(out, csv_name)
+    atomic_write(csv_path, "\n".join(lines) + "\n")
+    return csv_path
