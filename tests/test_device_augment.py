@@ -154,3 +154,17 @@ def test_two_gloo_processes_train_from_one_store(packed_root, tmp_path):
     assert os.path.exists(tmp_path / "model_final.pth")
     # the JPEGs are empty files: every face came from the one store
     assert sorted(os.listdir(packed_root / "packed")) == ["fec_test.faces", "fec_train.faces"]
+
+
+def test_loader_cost_counts_every_face_of_the_timed_batches():
+    from fec.config import load_config
+    from fec.data.loader_cost import loader_cpu_cost
+
+    cfg = load_config(CONFIG, ["INPUT.AUGMENT_ON", "device", "SOLVER.IMS_PER_BATCH", "4", "DATALOADER.NUM_WORKERS", "2",
+                               "DATASETS.SYNTHETIC.TRAIN_IDENTITIES", "10", "DATASETS.SYNTHETIC.TRAIN_TRIPLETS", "100"])
+    threads = torch.get_num_threads()
+    cost = loader_cpu_cost(cfg, batches=3, warmup=1)
+    assert cost.faces == 3 * 4 * 3  # three batches of four triplets
+    assert cost.cpu_seconds > 0 and cost.faces_per_s_per_worker == pytest.approx(1000 / cost.cpu_ms_per_face)
+    # timed on one thread, as in a worker; the caller's settings are left alone
+    assert torch.get_num_threads() == threads and cfg.DATALOADER.NUM_WORKERS == 2
