@@ -30,3 +30,23 @@ def test_nearest_keys_and_key_error_text():
     assert isinstance(err, ConfigKeyError) and isinstance(err, KeyError)
     # str() of a KeyError would quote the message
     assert str(err).startswith("unknown config key MODEL.HEDA.NAME in x.yaml; did you mean MODEL.HEAD.NAME")
+
+
+def test_launcher_hides_torchrun_reports_of_a_user_error_only(capsys):
+    import logging
+
+    from fec.engine.launch import _HideUserErrorExits
+
+    def record(message):
+        return logging.LogRecord("torch", logging.WARNING, __file__, 0, message, (), None)
+
+    quiet = _HideUserErrorExits()
+    # torchrun stops the other workers first, then says which one failed and how
+    assert not quiet.filter(record("Sending process 11 closing signal SIGTERM"))
+    assert not quiet.filter(record("failed (exitcode: 2) local_rank: 0 (pid: 10) of binary: python"))
+    quiet.release()
+    assert capsys.readouterr().err == ""
+    assert not quiet.filter(record("Sending process 11 closing signal SIGTERM"))
+    assert quiet.filter(record("failed (exitcode: 1) local_rank: 0 (pid: 10) of binary: python"))
+    quiet.release()
+    assert "Sending process 11 closing signal SIGTERM" in capsys.readouterr().err

@@ -17,34 +17,46 @@ from fec.utils.errors import EXIT_USER_ERROR
 
 
 class _HideUserErrorExits(logging.Filter):
-    """Hides torchrun's report of a worker's user-error exit, and of the others being
-    stopped after it."""
+    """Holds back torchrun's reports of stopping the other workers (logged before it
+    says why) and hides its report of a worker's user-error exit; ``release`` prints
+    the held reports when the failure was something else."""
 
     def __init__(self):
         super().__init__()
-        self.user_error = False
+        self.held = []
 
     def filter(self, record):
         message = record.getMessage()
         if f"(exitcode: {EXIT_USER_ERROR})" in message:
-            self.user_error = True
+            self.held.clear()
             return False
-        return not (self.user_error and "closing signal" in message)
+        if "closing signal" in message or "Unable to shutdown" in message:
+            self.held.append(record)
+            return False
+        return True
+
+    def release(self):
+        for record in self.held:
+            print(f"{record.levelname[0]} {record.getMessage()}", file=sys.stderr)
+        self.held.clear()
 
 
 def main(argv=None):
     # torchrun sets the same default, with a banner about it
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.getLogger("torch.distributed.elastic.multiprocessing.api").addFilter(_HideUserErrorExits())
+    quiet = _HideUserErrorExits()
+    logging.getLogger("torch.distributed.elastic.multiprocessing.api").addFilter(quiet)
     try:
         run(args)
     except ChildFailedError as e:
         _, first = e.get_first_failure()
         if first.exitcode == EXIT_USER_ERROR:
             return EXIT_USER_ERROR
+        quiet.release()
         print(e.format_msg(), file=sys.stderr)
         return 1
+    quiet.release()
     return 0
 
 
