@@ -52,7 +52,9 @@ def write_affectnet(root, photos, rows=ROWS, csv_name="training.csv", header=HEA
 
 
 def _cfg(root, *opts):
-    return load_config(None, ["DATASETS.ROOT", str(root), "INPUT.SIZE", "64", "DATALOADER.NUM_WORKERS", "0", *opts])
+    # The box as annotated, as the AffectNet configs crop it.
+    return load_config(None, ["DATASETS.ROOT", str(root), "INPUT.SIZE", "64", "DATALOADER.NUM_WORKERS", "0",
+                              "INPUT.FACE_BOX_EXPANSION", "0.0", *opts])
 
 
 @pytest.fixture()
@@ -126,7 +128,7 @@ def test_crops_are_the_square_box_of_the_photo(root, photos):
 
 
 def test_box_expansion_option(root, photos):
-    ds = build_dataset(_cfg(root, "DATASETS.AFFECTNET.BOX_EXPANSION", "0.5"), "affectnet_train", is_train=False)
+    ds = build_dataset(_cfg(root, "INPUT.FACE_BOX_EXPANSION", "0.5"), "affectnet_train", is_train=False)
     # 140 × 1.5 = 210 around (240, 100): x 135..345, y -5..205 → clipped at the top.
     np.testing.assert_array_equal(ds.load_image(0), photos["12/astro.png"][0:205, 135:345])
 

@@ -6,7 +6,7 @@
         [KEY VALUE ...]
 
 Labels: the most probable expression and its probability (classifiers), valence and
-arousal (regressors), the squared distance to the face of ``--reference`` (embeddings;
+arousal (regressors), the two strongest intensities (intensity regressors), the squared distance to the face of ``--reference`` (embeddings;
 0 same expression, 4 opposite). Headless by default: ``--output`` writes the annotated
 video (same frame count and rate as the input), or for an image folder a folder of
 annotated images; ``--show`` opens a window (q or Esc quits) and needs an OpenCV with

@@ -5,7 +5,7 @@
 
 The exported model takes ``image`` (N, 3, S, S) uint8 RGB, S = INPUT.SIZE, with N free,
 and returns the model's eval outputs by name (``embedding``, ``logits``,
-``valence_arousal``). The export is traced at batch ``--batch``, then run at other
+``valence_arousal``, ``intensities``: fec.modeling.meta_arch.base.OUTPUTS). The export is traced at batch ``--batch``, then run at other
 batch sizes on faces (synthetic ones, plus the face crops of ``--images`` if given) and
 compared with the PyTorch model: the largest absolute difference is printed, and above
 ``--tolerance`` the export fails and FILE is not written. Then it prints the file size

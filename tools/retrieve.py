@@ -51,9 +51,10 @@ def cmd_query(args):
     if not faces:
         raise ValueError(f"no face found in {args.image} (detector {detector})")
     query = faces[0]
-    if query.embedding is None or query.embedding.shape[0] != index.embeddings.shape[1]:
-        raise ValueError(f"the model gives no embedding of size {index.embeddings.shape[1]}, as the index holds")
-    order, dist = nearest(index, query.embedding, args.k)
+    if query.vector.shape[0] != index.embeddings.shape[1]:
+        raise ValueError(f"the model gives vectors of size {query.vector.shape[0]}, the index holds "
+                         f"{index.embeddings.shape[1]}: index and query with the same model")
+    order, dist = nearest(index, query.vector, args.k)
     box = ", ".join(f"{v:.0f}" for v in query.box)
     print(f"query {args.image}: face at ({box}), score {query.score:.2f}; index {args.index}: {len(index)} faces")
     print(f"{'rank':>4}  {'d2':>8}  image")

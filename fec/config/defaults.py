@@ -138,6 +138,14 @@ _C.INPUT.COLOR_JITTER = 0.2
 # flip and jitter then run batched on the model's device, fec/data/device_augment.py).
 # The draws are the same either way, so both follow the same distributions.
 _C.INPUT.AUGMENT_ON = "loader"
+# How the faces are cut and coloured, recorded with the training config so the
+# predictor cuts new faces the same way (never guessed from dataset names).
+# FACE_BOX_EXPANSION: the face box is grown by this fraction of its longer side, then
+# squared (fec.data.crop): datasets that crop at load time (AffectNet) use it; ready-made
+# crops were cut with it (prepare_fec: 0.15). FACE_COLOR: "rgb", or "grey" (the face
+# turned grey, replicated to three channels, before the transforms; FER2013 is grey).
+_C.INPUT.FACE_BOX_EXPANSION = 0.15
+_C.INPUT.FACE_COLOR = "rgb"
 
 # ---------------------------------------------------------------------------- #
 # Datasets
@@ -201,12 +209,6 @@ _C.DATASETS.FER2013.CACHE_DIR = ""
 # emotions. Evaluation always scores against the majority emotion.
 _C.DATASETS.FERPLUS = CN()
 _C.DATASETS.FERPLUS.LABEL_MODE = "majority"
-
-# AffectNet (fec/data/datasets/affectnet.py). The face crop is the annotated box
-# grown by this fraction of its longer side, made square around its centre, clipped
-# at the image border; 0 crops the box as annotated.
-_C.DATASETS.AFFECTNET = CN()
-_C.DATASETS.AFFECTNET.BOX_EXPANSION = 0.0
 
 # ---------------------------------------------------------------------------- #
 # Data loader

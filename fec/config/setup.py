@@ -1,4 +1,5 @@
 """Defaults ← YAML file ← command-line KEY VALUE pairs, then frozen."""
+import logging
 import os
 import re
 
@@ -8,6 +9,10 @@ from yacs.config import CfgNode
 from fec.utils.errors import ConfigError, ConfigKeyError, MissingFileError, nearest
 
 from .defaults import _C
+
+# Keys that were renamed: a config written with the old name loads as the new one.
+RENAMED_KEYS = {"DATASETS.AFFECTNET.BOX_EXPANSION": "INPUT.FACE_BOX_EXPANSION"}
+FACE_COLORS = ("rgb", "grey")
 
 
 def load_config(config_file=None, opts=()):
@@ -25,6 +30,9 @@ def load_config(config_file=None, opts=()):
     if len(opts) % 2:
         raise ConfigError(f"config overrides come in KEY VALUE pairs; {opts[-1]!r} has no value")
     for key, value in zip(opts[0::2], opts[1::2]):
+        if key in RENAMED_KEYS:
+            logging.getLogger(__name__).warning("config key %s is now %s", key, RENAMED_KEYS[key])
+            key = RENAMED_KEYS[key]
         _check_key(cfg, key, "on the command line")
         try:
             cfg.merge_from_list([key, value])
@@ -33,6 +41,30 @@ def load_config(config_file=None, opts=()):
     _check(cfg)
     cfg.freeze()
     return cfg
+
+
+def rename_old_keys(loaded):
+    """Move the RENAMED_KEYS of a loaded config (a dict or CfgNode) to their new names,
+    in place."""
+    for old, new in RENAMED_KEYS.items():
+        *parents, leaf = old.split(".")
+        node = loaded
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        logging.getLogger(__name__).warning("config key %s is now %s", old, new)
+        *new_parents, new_leaf = new.split(".")
+        target = loaded
+        for part in new_parents:
+            target = target.setdefault(part, type(loaded)())
+        target[new_leaf] = value
+        if not node:  # drop the emptied section, which the defaults no longer have
+            parent = loaded
+            for part in parents[:-1]:
+                parent = parent[part]
+            parent.pop(parents[-1])
 
 
 def _all_keys(node, prefix=""):
@@ -109,6 +141,7 @@ def _merge_file(cfg, path):
     if not isinstance(data, dict):
         raise ConfigError(f"{path} is not a config: it holds a {type(data).__name__}, not KEY: VALUE pairs")
     where = f"in {path}"
+    rename_old_keys(data)
     _check_keys(data, cfg, where)
     try:
         cfg.merge_from_other_cfg(CfgNode(data))
@@ -125,6 +158,10 @@ def _merge_file(cfg, path):
 def _check(cfg):
     if not 16 <= cfg.INPUT.SIZE <= 299:
         raise ConfigError(f"INPUT.SIZE must be within 16..299, got {cfg.INPUT.SIZE}")
+    if cfg.INPUT.FACE_COLOR not in FACE_COLORS:
+        raise ConfigError(f"INPUT.FACE_COLOR must be rgb or grey, got {cfg.INPUT.FACE_COLOR!r}")
+    if not 0.0 <= cfg.INPUT.FACE_BOX_EXPANSION <= 3.0:
+        raise ConfigError(f"INPUT.FACE_BOX_EXPANSION must be within 0..3, got {cfg.INPUT.FACE_BOX_EXPANSION}")
     if cfg.INPUT.AUGMENT_ON not in ("loader", "device"):
         raise ConfigError(f"INPUT.AUGMENT_ON must be loader or device, got {cfg.INPUT.AUGMENT_ON!r}")
     c = cfg.MODEL.CLASSIFIER

@@ -1,4 +1,5 @@
-"""The one face crop used everywhere: dataset preparation, synthetic data, prediction.
+"""The one face crop used everywhere: dataset preparation, synthetic data, prediction;
+and the one grey conversion (INPUT.FACE_COLOR grey).
 
 A box is normalised (left, right, top, bottom) in [0, 1], the order of the FEC CSV
 (top-left column, bottom-right column, top-left row, bottom-right row).
@@ -38,3 +39,9 @@ def crop_face(image, box, size, expand=BOX_EXPANSION):
     face = image[y0:y1, x0:x1]
     shrink = face.shape[0] > size or face.shape[1] > size
     return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def grey_face(rgb):
+    """H×W×3 uint8 RGB → H×W×3 uint8 grey (one channel replicated): how a model trained
+    with INPUT.FACE_COLOR grey sees every face, in training and in prediction."""
+    return np.repeat(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)

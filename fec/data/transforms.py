@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import torch
 
+from .crop import grey_face
+
 
 def _resize(img, size):
     h, w = img.shape[:2]
@@ -107,6 +109,18 @@ class DeferredTrainTransform:
         return torch.from_numpy(np.ascontiguousarray(img)), torch.tensor(params, dtype=torch.float64)
 
 
+class GreyFaces:
+    """INPUT.FACE_COLOR grey: the face turned grey (fec.data.crop.grey_face) before
+    ``transform``; grey faces pass unchanged."""
+
+    def __init__(self, transform):
+        self.transform = transform
+        self.size = transform.size
+
+    def __call__(self, img, gen=None):
+        return self.transform(grey_face(img), gen)
+
+
 def apply_transform(transform, img, gen):
     """(3×S×S uint8 image, its augmentation parameters or None)."""
     if transform is None:
@@ -118,5 +132,7 @@ def apply_transform(transform, img, gen):
 def build_transforms(cfg, is_train):
     if is_train:
         train = TrainTransform(cfg.INPUT.SIZE, cfg.INPUT.CROP_SCALE, cfg.INPUT.FLIP_PROB, cfg.INPUT.COLOR_JITTER)
-        return DeferredTrainTransform(train) if cfg.INPUT.AUGMENT_ON == "device" else train
-    return EvalTransform(cfg.INPUT.SIZE)
+        transform = DeferredTrainTransform(train) if cfg.INPUT.AUGMENT_ON == "device" else train
+    else:
+        transform = EvalTransform(cfg.INPUT.SIZE)
+    return GreyFaces(transform) if cfg.INPUT.FACE_COLOR == "grey" else transform

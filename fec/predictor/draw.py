@@ -13,15 +13,19 @@ def squared_distance(a, b):
 
 
 def face_label(face, reference=None):
-    """The text for one face: the top class and its probability, valence/arousal, and
-    for an embedding the squared distance to ``reference`` (a unit embedding) if given;
-    the detector score when the model gives nothing else to show."""
+    """The text for one face: the top class and its probability, valence/arousal, the
+    two strongest intensities, and for an embedding the squared distance to
+    ``reference`` (a unit embedding) if given; the detector score when the model gives
+    nothing else to show."""
     parts = []
     if face.probabilities is not None:
         name, prob = face.label
         parts.append(f"{name} {prob:.2f}")
     if face.valence is not None:
         parts.append(f"V{face.valence:+.2f} A{face.arousal:+.2f}")
+    if face.intensities is not None:
+        top = np.argsort(-face.intensities, kind="stable")[:2]
+        parts += [f"{face.intensity_names[k]} {face.intensities[k]:.2f}" for k in top]
     if face.embedding is not None and reference is not None:
         parts.append(f"d2 {squared_distance(face.embedding, reference):.2f}")
     return " ".join(parts) or f"face {face.score:.2f}"

@@ -2,9 +2,10 @@
 and check the export against PyTorch.
 
 The exported graph takes ``image``: (N, 3, S, S) uint8 RGB (the model normalises inside)
-and returns the model's eval outputs in OUTPUT_KEYS order, under those names:
+and returns the model's eval outputs under their names, in the order of
+fec.modeling.meta_arch.base.OUTPUTS (the outputs every meta-architecture declares):
 ``embedding`` (N, D) unit vectors, ``logits`` (N, C) (softmax gives the
-probabilities), ``valence_arousal`` (N, 2).
+probabilities), ``valence_arousal`` (N, 2), ``intensities`` (N, K).
 """
 import logging
 import os
@@ -17,8 +18,7 @@ import torch
 from torch import nn
 
 from fec.data.datasets.synthetic_faces import random_identities, render_face, sample_expressions
-
-from .predictor import OUTPUT_KEYS
+from fec.modeling.meta_arch.base import check_output_keys
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +33,7 @@ class ExportModule(nn.Module):
         self.model = model.eval()
         with torch.inference_mode():
             keys = model({"image": torch.zeros(1, 3, input_size, input_size, dtype=torch.uint8)}).keys()
-        unknown = sorted(set(keys) - set(OUTPUT_KEYS))
-        if unknown or not keys:
-            raise ValueError(f"model eval outputs {sorted(keys)}: expected some of {list(OUTPUT_KEYS)}")
-        self.output_names = [k for k in OUTPUT_KEYS if k in keys]
+        self.output_names = list(check_output_keys(keys))
         self.eval()
 
     def forward(self, image):

@@ -4,35 +4,35 @@
     faces = predictor("photo.jpg")                    # one image → list of Face
     faces = predictor([frame_bgr, pil_img], color="bgr")  # several → one list per image
 
-It finds the faces, crops each exactly as the training data was prepared
-(``fec.data.crop.crop_face``: the detector's box grown 15% as in the FEC preparation,
-squared, clipped, resized to INPUT.SIZE; see ``crop_settings`` for AffectNet and
-FER2013 models), runs the crops of all images through the model in batches, and reads the
-model's eval outputs by key: ``embedding`` (unit vector), ``logits`` (softmax
-probabilities, with MODEL.CLASSIFIER.CLASS_NAMES), ``valence_arousal``. A model may give
-several.
+It finds the faces, crops each as the training faces were cropped
+(``fec.data.crop.crop_face``: the detector's box grown by INPUT.FACE_BOX_EXPANSION,
+squared, clipped, resized to INPUT.SIZE, grey when INPUT.FACE_COLOR is grey; both
+recorded in the training config), runs the crops of all images through the model in
+batches, and reads the model's eval outputs by the keys every meta-architecture
+declares (fec.modeling.meta_arch.base.OUTPUTS): ``embedding`` (unit vector), ``logits``
+(softmax probabilities, with MODEL.CLASSIFIER.CLASS_NAMES), ``valence_arousal``,
+``intensities`` (with MODEL.INTENSITY.NAMES). A model may give several.
 """
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Optional
 
-import cv2
 import numpy as np
 import torch
 from yacs.config import CfgNode
 
 from fec.config import load_config
-from fec.data.crop import BOX_EXPANSION, crop_face
+from fec.config.setup import rename_old_keys
+from fec.data.crop import BOX_EXPANSION, crop_face, grey_face
 from fec.data.detect import build_detector
 from fec.data.transforms import EvalTransform
 from fec.modeling import build_model
+from fec.modeling.meta_arch.base import check_output_keys
 from fec.utils.checkpoint import Checkpointer
 from fec.utils.device import resolve_device
 
 from .images import is_batch, to_rgb
-
-OUTPUT_KEYS = ("embedding", "logits", "valence_arousal")
 
 
 @dataclass
@@ -43,7 +43,8 @@ class Face:
     crop the model saw is this box grown 15% and squared). ``score``: the detector's
     score (see fec.data.detect). Then what the model gives: ``embedding`` (D,)
     unit-norm; ``probabilities`` (C,) summing to 1 over ``class_names``; ``valence``
-    and ``arousal`` in the model's scale ([-1, 1] when trained on AffectNet).
+    and ``arousal`` in the model's scale ([-1, 1] when trained on AffectNet);
+    ``intensities`` (K,) named by ``intensity_names``.
     ``crop``: the S×S×3 RGB model input, when asked for with ``keep_crops``.
     """
 
@@ -55,7 +56,18 @@ class Face:
     class_names: Optional[tuple] = None
     valence: Optional[float] = None
     arousal: Optional[float] = None
+    intensities: Optional[np.ndarray] = None
+    intensity_names: Optional[tuple] = None
     crop: Optional[np.ndarray] = None
+
+    @property
+    def vector(self):
+        """Everything the model says about the expression, as one float32 vector (what
+        retrieval compares faces by): the embedding, class probabilities,
+        valence/arousal and intensities that the model gives, in that order."""
+        parts = [self.embedding, self.probabilities,
+                 None if self.valence is None else np.array([self.valence, self.arousal]), self.intensities]
+        return np.concatenate([np.asarray(p, np.float32).reshape(-1) for p in parts if p is not None])
 
     @property
     def label(self):
@@ -75,6 +87,8 @@ class Face:
             out["probabilities"] = {n: float(p) for n, p in zip(self.class_names, self.probabilities)}
         if self.valence is not None:
             out["valence"], out["arousal"] = self.valence, self.arousal
+        if self.intensities is not None:
+            out["intensities"] = {n: float(v) for n, v in zip(self.intensity_names, self.intensities)}
         return out
 
 
@@ -84,13 +98,18 @@ def class_names_from_config(cfg):
     return tuple(node.get("CLASS_NAMES", ())) if node is not None else ()
 
 
+def intensity_names_from_config(cfg):
+    """MODEL.INTENSITY.NAMES, or () where the config has none."""
+    node = cfg.MODEL.get("INTENSITY")
+    return tuple(node.get("NAMES", ())) if node is not None else ()
+
+
 def interpret_outputs(outputs, class_names=()):
     """A model's eval outputs (dict of (N, ...) tensors) → dict of NumPy arrays:
     ``embedding`` (N, D), ``probabilities`` (N, C) (softmax of ``logits``),
-    ``valence_arousal`` (N, 2). Keys it does not know are an error, not ignored."""
-    unknown = sorted(set(outputs) - set(OUTPUT_KEYS))
-    if unknown or not outputs:
-        raise ValueError(f"model eval outputs {sorted(outputs)}: expected some of {list(OUTPUT_KEYS)}")
+    ``valence_arousal`` (N, 2), ``intensities`` (N, K). Keys it does not know are an
+    error, not ignored."""
+    check_output_keys(outputs)
     out = {}
     if "embedding" in outputs:
         out["embedding"] = outputs["embedding"].float().cpu().numpy()
@@ -100,22 +119,16 @@ def interpret_outputs(outputs, class_names=()):
             raise ValueError(f"MODEL.CLASSIFIER.CLASS_NAMES has {len(class_names)} names but the model gives "
                              f"{logits.shape[1]} logits")
         out["probabilities"] = torch.softmax(logits, dim=1).cpu().numpy()
-    if "valence_arousal" in outputs:
-        out["valence_arousal"] = outputs["valence_arousal"].float().cpu().numpy()
+    for key in ("valence_arousal", "intensities"):
+        if key in outputs:
+            out[key] = outputs[key].float().cpu().numpy()
     return out
 
 
 def crop_settings(cfg):
-    """(box expansion, grey) matching how the training faces of ``cfg`` were prepared:
-    AffectNet crops grow the annotated box by DATASETS.AFFECTNET.BOX_EXPANSION, every
-    other dataset's by the FEC preparation's 15%; FER2013 faces are grey."""
-    names = [n.lower() for n in cfg.DATASETS.TRAIN]
-    expansion = BOX_EXPANSION
-    affectnet = cfg.DATASETS.get("AFFECTNET")
-    if affectnet is not None and any("affectnet" in n for n in names):
-        expansion = float(affectnet.BOX_EXPANSION)
-    grey = any(part.startswith("fer") for n in names for part in n.split("_"))  # fer2013_*, synthetic_fer_*
-    return expansion, grey
+    """(box expansion, grey) of the training faces, as the training config records them:
+    INPUT.FACE_BOX_EXPANSION and INPUT.FACE_COLOR."""
+    return float(cfg.INPUT.FACE_BOX_EXPANSION), cfg.INPUT.FACE_COLOR == "grey"
 
 
 def prediction_config(config=None, opts=()):
@@ -124,6 +137,8 @@ def prediction_config(config=None, opts=()):
     backbone weights are switched off: the checkpoint gives every weight, and building
     the model must not download anything."""
     if isinstance(config, CfgNode):
+        config = config.clone()
+        rename_old_keys(config)
         cfg = load_config(None)
         cfg.defrost()
         cfg.merge_from_other_cfg(config)
@@ -146,7 +161,7 @@ class ExpressionPredictor:
     stage (detect, crop, model) since the last ``reset_timings``."""
 
     def __init__(self, model, input_size, detector="mtcnn", class_names=(), batch_size=64, device="cpu",
-                 min_score=0.9, min_face_size=20, box_expansion=BOX_EXPANSION, grey=False):
+                 min_score=0.9, min_face_size=20, box_expansion=BOX_EXPANSION, grey=False, intensity_names=()):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.input_size = int(input_size)
@@ -155,6 +170,7 @@ class ExpressionPredictor:
             if isinstance(detector, str) else detector
         self.detector_name = getattr(self.detector, "name", type(self.detector).__name__)
         self.class_names = tuple(class_names)
+        self.intensity_names = tuple(intensity_names)
         self.batch_size = int(batch_size)
         self.box_expansion = float(box_expansion)
         self.grey = bool(grey)
@@ -167,11 +183,12 @@ class ExpressionPredictor:
         weights of ``ckpt`` (a fec checkpoint or a plain state_dict; loaded with
         weights_only=True) and wrap it. ``device``: "cpu", "cuda", ...; None follows
         MODEL.DEVICE ("auto": the GPU when there is one). Box expansion and grey follow
-        the training data (``crop_settings``) unless given."""
+        the config (``crop_settings``) unless given."""
         cfg = prediction_config(config, opts)
         expansion, grey = crop_settings(cfg)
         kwargs.setdefault("box_expansion", expansion)
         kwargs.setdefault("grey", grey)
+        kwargs.setdefault("intensity_names", intensity_names_from_config(cfg))
         if device is not None:
             cfg.defrost()
             cfg.MODEL.DEVICE = str(device)
@@ -205,7 +222,7 @@ class ExpressionPredictor:
             crops = [crop_face(rgb, (x0 / w, x1 / w, y0 / h, y1 / h), self.input_size, self.box_expansion)
                      for x0, y0, x1, y1 in np.asarray(boxes, np.float64).reshape(-1, 4)]
         if self.grey:
-            crops = [np.repeat(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for c in crops]
+            crops = [grey_face(c) for c in crops]
         self.seconds["crop"] += time.perf_counter() - start
         return crops
 
@@ -239,6 +256,10 @@ class ExpressionPredictor:
                 face.class_names = self.class_names or tuple(f"class_{k}" for k in range(out["probabilities"].shape[1]))
             if "valence_arousal" in out:
                 face.valence, face.arousal = (float(v) for v in out["valence_arousal"][j])
+            if "intensities" in out:
+                face.intensities = out["intensities"][j]
+                face.intensity_names = self.intensity_names or tuple(
+                    f"intensity_{k}" for k in range(out["intensities"].shape[1]))
             if keep_crops:
                 face.crop = crops[j]
         per_image = [[] for _ in rgbs]

@@ -1,7 +1,10 @@
 """Expression retrieval: an index of the face embeddings of a folder of images, queried
 for the nearest expressions by squared L2 distance (the distance the model was trained on).
+A model without an embedding is served by what it does give (``Face.vector``: class
+probabilities, valence/arousal, intensities).
 
-An index is one ``.npz`` file, read without pickle: ``embeddings`` (N, D) float32,
+An index is one ``.npz`` file, read without pickle: ``embeddings`` (N, D) float32 (the
+faces' ``Face.vector``),
 ``paths`` (N,) relative to the indexed folder, ``boxes`` (N, 4) pixel boxes (x0, y0,
 x1, y1) of the faces, ``scores`` (N,), ``done`` (the images processed, faces or not)
 and ``meta`` (JSON: folder, checkpoint, detector, the model's full config). Building
@@ -111,13 +114,11 @@ def build_index(predictor, folder, out, checkpoint, save_every_s=60.0, progress=
                     unreadable.append(rel)
                     logger.warning("skipping %s", e)
             faces = [(rel, f) for rel, found in zip(chunk, predictor.predict_rgb(rgbs)) for f in found]
-            if any(f.embedding is None for _, f in faces):
-                raise ValueError("retrieval needs a model with an embedding output")
             faceless += sorted(set(chunk) - {rel for rel, _ in faces})
             # Faces and the images they came from are recorded together, so an interrupt
             # never leaves an image half-recorded.
             if faces:
-                parts["embeddings"].append(np.stack([f.embedding for _, f in faces]).astype(np.float32))
+                parts["embeddings"].append(np.stack([f.vector for _, f in faces]).astype(np.float32))
                 parts["paths"].append(np.array([rel for rel, _ in faces], dtype=str))
                 parts["boxes"].append(np.array([f.box for _, f in faces], np.float32))
                 parts["scores"].append(np.array([f.score for _, f in faces], np.float32))

@@ -13,8 +13,8 @@ Which rows a task keeps (the others are dropped and counted in the log):
 - regression: rows with both valence and arousal, except "no face" (10);
 - affect (both): expressions 0–7 with both valence and arousal.
 
-The face: the annotated box, grown by DATASETS.AFFECTNET.BOX_EXPANSION of its longer
-side (default 0: the box as annotated), made square around its centre with that
+The face: the annotated box, grown by INPUT.FACE_BOX_EXPANSION of its longer side (the
+AffectNet configs set 0: the box as annotated), made square around its centre with that
 longer side, and clipped at the image border (fec.data.crop.square_pixel_box); the
 transforms then resize it to INPUT.SIZE. Every listed image must exist: they are
 checked when the dataset is built (one listing per sub-folder), and the first missing
@@ -212,4 +212,4 @@ class AffectNetDataset(ExpressionDataset):
 
 @DATASETS.register("AffectNetDataset")
 def build_affectnet(cfg, is_train, csv, image_dir, task):
-    return AffectNetDataset(csv, image_dir, task, is_train, box_expansion=cfg.DATASETS.AFFECTNET.BOX_EXPANSION)
+    return AffectNetDataset(csv, image_dir, task, is_train, box_expansion=cfg.INPUT.FACE_BOX_EXPANSION)

@@ -17,6 +17,8 @@ class TripletEmbeddingNet(RawPixelModel):
     Eval mode: ``forward({"image": (N, 3, H, W) uint8})`` → ``{"embedding": (N, D)}``.
     """
 
+    output_keys = ("embedding",)
+
     def __init__(self, backbone, head, pixel_mean, pixel_std, margins):
         super().__init__(pixel_mean, pixel_std)
         self.backbone = backbone
@@ -27,9 +29,10 @@ class TripletEmbeddingNet(RawPixelModel):
         """(N, 3, H, W) uint8 images (any device) → (N, D) unit-norm embeddings."""
         return self.head(self.backbone(self.normalize(images)))
 
-    def forward(self, batch):
-        if not self.training:
-            return {"embedding": self.embed(batch["image"])}
+    def predict(self, images):
+        return {"embedding": self.embed(images)}
+
+    def losses(self, batch):
         images = batch["images"]
         if images.dim() != 5 or images.shape[1] != 3:
             raise ValueError(f"expected (B, 3, 3, H, W) triplet images, got {tuple(images.shape)}")
