@@ -1,13 +1,12 @@
 import hashlib
-import importlib.util
 import logging
-import os
 import re
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from helpers.fec_like import write_fec_like_csv
 from skimage import data as skdata
 
 from fec.config import paths_catalog
@@ -16,7 +15,6 @@ from fec.data.datasets import DATASETS
 from fec.data.datasets.fec_triplets import FECTripletDataset
 from fec.data.fec_csv import crop_id, format_fec_row, read_fec_csv
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 URLS = [f"http://farm{k}.staticflickr.com/{k}00{k}/1234{k}_abcdef{k}_b.jpg" for k in range(1, 10)]
 # Face k: URLS[k] with this box; face 8 shares its URL with face 0 (two faces, one image).
 BOXES = [("0.1", "0.5", "0.2", "0.6"), ("0.25", "0.75", "0.1", "0.9"), ("0.3333", "0.6667", "0.05", "0.55"),
@@ -177,10 +175,7 @@ def test_crop_id_is_stable_hex_and_distinct():
 
 
 def test_benchmark_generator_writes_a_valid_fec_like_file(tmp_path):
-    spec = importlib.util.spec_from_file_location("benchmark", os.path.join(ROOT, "tools", "benchmark.py"))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    n_faces = bench.write_fec_like_csv(str(tmp_path / "b.csv"), 600, seed=1)
+    n_faces = write_fec_like_csv(str(tmp_path / "b.csv"), 600, seed=1)
     t = read_fec_csv(tmp_path / "b.csv")
     assert (len(t), t.num_faces, n_faces, t.skipped) == (600, 208, 208, {})
     assert len(np.unique(t.triplets)) == 208 and set(np.unique(t.types)) == {0, 1, 2}

@@ -96,7 +96,9 @@ def written(tmp_path_factory):
 
 
 def _cfg(root):
+    # AffectNet boxes as annotated (the AffectNet configs' INPUT.FACE_BOX_EXPANSION).
     return load_config(None, ["DATASETS.ROOT", str(root), "INPUT.SIZE", "64", "DATASETS.SYNTHETIC_AFFECT.SEED", "5",
+                              "INPUT.FACE_BOX_EXPANSION", "0.0",
                               "DATASETS.SYNTHETIC_AFFECT.TRAIN_IMAGES", "24",
                               "DATASETS.SYNTHETIC_AFFECT.TEST_IMAGES", "10",
                               "DATASETS.SYNTHETIC_AFFECT.IMAGES_PER_IDENTITY", "4",

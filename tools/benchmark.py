@@ -25,6 +25,10 @@ sys.path.insert(0, ROOT)
 from fec.data.fec_csv import format_fec_row, read_fec_csv  # noqa: E402
 from fec.data.fec_index import index_path, load_fec_table  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # the tests' fixtures: FEC-like CSVs, loopback server
+
+from helpers.fec_like import write_fec_like_csv  # noqa: E402
+
 
 # --------------------------------------------------------------------------- #
 # Measuring
@@ -90,46 +94,6 @@ def print_table(header, rows):
 # --------------------------------------------------------------------------- #
 # read-fec-csv
 # --------------------------------------------------------------------------- #
-def write_fec_like_csv(path, rows, seed=0):
-    """An FEC-shaped CSV: ~156K faces per 450K rows (each face in ~9 triplets, some
-    images with several faces), flickr-like quoted URLs, boxes with 3-4 decimals,
-    hash-like annotator ids, votes agreeing ~75% of the time."""
-    rng = np.random.default_rng(seed)
-    n_faces = max(3, round(rows * 156 / 450))
-    n_images = max(1, int(n_faces * 0.85))
-    urls = [
-        f"http://farm{f}.staticflickr.com/{s}/{p}_{h:010x}_b.jpg"
-        for f, s, p, h in zip(rng.integers(1, 10, n_images), rng.integers(1000, 9999, n_images),
-                              rng.integers(10**9, 10**11, n_images), rng.integers(0, 16**10, n_images))
-    ]
-    image_of_face = np.concatenate([np.arange(n_images), rng.integers(0, n_images, n_faces - n_images)])
-    w = rng.uniform(0.12, 0.6, n_faces)
-    h = np.clip(w * rng.uniform(0.8, 1.6, n_faces), 0.1, 0.95)
-    left, top = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
-    boxes = np.stack([left, left + w, top, top + h], axis=1)
-    decimals = np.where(rng.random(n_faces) < 0.5, 3, 4)[:, None]
-    boxes = np.round(boxes * 10.0**decimals) / 10.0**decimals
-    # Every face used at least once, then the rest at random; no face twice in a row.
-    occ = np.concatenate([rng.permutation(n_faces), rng.integers(0, n_faces, max(0, rows * 3 - n_faces))])
-    triplets = rng.permutation(occ)[: rows * 3].reshape(rows, 3)
-    while True:
-        dup = (triplets[:, 0] == triplets[:, 1]) | (triplets[:, 0] == triplets[:, 2]) | (triplets[:, 1] == triplets[:, 2])
-        if not dup.any():
-            break
-        triplets[dup] = rng.integers(0, n_faces, (int(dup.sum()), 3))
-    types = rng.choice(3, size=rows, p=[0.36, 0.33, 0.31])
-    annotator_pool = [f"{a:016x}{b:016x}" for a, b in rng.integers(0, 2**63, (2000, 2)).tolist()]
-    annotators = rng.integers(0, len(annotator_pool), (rows, 6))
-    odd = rng.integers(1, 4, rows)[:, None]
-    votes = np.where(rng.random((rows, 6)) < 0.75, odd, rng.integers(1, 4, (rows, 6)))
-    box_list = boxes.tolist()
-    with open(path, "w", newline="") as f:
-        for t, ty, an, vo in zip(triplets.tolist(), types.tolist(), annotators.tolist(), votes.tolist()):
-            f.write(format_fec_row([urls[image_of_face[i]] for i in t], [box_list[i] for i in t], ty,
-                                   [(annotator_pool[a], v) for a, v in zip(an, vo)]) + "\n")
-    return n_faces
-
-
 def _tokenise_only(path):
     with open(path, newline="") as f:
         n = sum(1 for _ in csv.reader(f))
@@ -178,18 +142,20 @@ def _write_photos(folder, n, width, height, seed):
     FEC CSV naming each once, with a random face box; returns the CSV rows' URLs' names."""
     import cv2
 
+    from fec.data.jpeg import encode_jpeg
+
     rng = np.random.default_rng(seed)
     os.makedirs(folder, exist_ok=True)
     for i in range(n):
         blobs = rng.uniform(0, 255, (6, 8, 3))
         img = cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC)
         img = np.clip(img + rng.normal(0, 6, (height, width, 1)), 0, 255).astype(np.uint8)
-        cv2.imwrite(os.path.join(folder, f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        with open(os.path.join(folder, f"{i:06d}.jpg"), "wb") as f:
+            f.write(encode_jpeg(img))
     return [f"{i:06d}.jpg" for i in range(n)]
 
 
 def _serve(folder, latency, queue, stop):
-    sys.path.insert(0, os.path.join(ROOT, "tests"))  # the tests' loopback server fixture
     from helpers.loopback import LoopbackImageServer
 
     with LoopbackImageServer(folder, latency=latency) as server:

@@ -12,7 +12,7 @@ from fec.utils.errors import ConfigError, DatasetError
 
 from .datasets import DATASETS
 from .face_store import open_store
-from .samplers import InferenceSampler, IterationBasedBatchSampler, TrainingSampler
+from .samplers import InferenceSampler, IterationBasedBatchSampler, TrainingSampler, split_key
 from .transforms import build_transforms
 
 
@@ -73,7 +73,7 @@ class SeededConcatDataset(ConcatDataset):
     the dataset holding ``index`` (torch's compares the key with 0 and fails)."""
 
     def __getitem__(self, key):
-        index, seed = key if isinstance(key, tuple) else (key, None)
+        index, seed = split_key(key)
         d = bisect.bisect_right(self.cumulative_sizes, index)
         local = index - (self.cumulative_sizes[d - 1] if d else 0)
         return self.datasets[d][local if seed is None else (local, seed)]

@@ -27,6 +27,8 @@ def crop_id(url, box):
 # Triplet type names, in the order of their codes 0, 1, 2 (every triplet dataset's
 # ``types``).
 TRIPLET_TYPES = ("ONE_CLASS_TRIPLET", "TWO_CLASS_TRIPLET", "THREE_CLASS_TRIPLET")
+# The official files' names, per split ("train", "test").
+CSV_NAME = "faceexp-comparison-data-{}-public.csv"
 NUM_COLUMNS = 28
 URL_COLUMNS = (0, 5, 10)
 BOX_COLUMNS = tuple(c + k for c in URL_COLUMNS for k in range(1, 5))
@@ -212,7 +214,11 @@ def _convert_chunk(rows, faces, annotators):
     return face_ids.reshape(-1, 3), new_boxes, types, votes, names
 
 
-def _majority(votes):
+def majority_vote(votes):
+    """(label, agreement) of (M, K) annotations 1/2/3: ``label`` (M,) int8 the vote with
+    a unique majority, 0 where two votes tie for the most; ``agreement`` (M,) int8 how
+    many annotators gave the most-given vote. The rule for the FEC CSV and the simulated
+    annotators alike."""
     counts = np.stack([(votes == k).sum(axis=1) for k in (1, 2, 3)], axis=1)
     agreement = counts.max(axis=1)
     unique = (counts == agreement[:, None]).sum(axis=1) == 1
@@ -315,7 +321,7 @@ def _read(path, strict):
         types, votes, names = np.zeros(0, np.int8), np.zeros((0, 6), np.int8), np.zeros((0, 6), np.int64)
     urls = [key.split("\n", 1)[0].strip() for key in faces.ids]
     merged, first = _merge_faces(urls, boxes)
-    label, agreement = _majority(votes)
+    label, agreement = majority_vote(votes)
     return FECTable(
         path=path,
         faces_url=[urls[i] for i in first.tolist()],

@@ -6,6 +6,20 @@ from torch.utils.data import BatchSampler, Sampler
 _SEED_MIX = 0x9E3779B97F4A7C15
 
 
+def split_key(key):
+    """A dataset key → (index, seed or None). The training sampler passes
+    ``(index, sample_seed)``, so a sample's augmentation is a function of its position
+    in the data stream (exact resume whatever the worker count); evaluation passes a
+    plain index."""
+    index, seed = key if isinstance(key, tuple) else (key, None)
+    return int(index), None if seed is None else int(seed)
+
+
+def sample_generator(seed):
+    """The torch.Generator a sample's augmentation draws from, or None without a seed."""
+    return None if seed is None else torch.Generator().manual_seed(seed)
+
+
 class TrainingSampler(Sampler):
     """Endless stream of ``(index, sample_seed)``: epoch e is a permutation of
     ``range(size)`` drawn from ``seed`` and e, identical on every rank; global position

@@ -8,14 +8,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fec.data.crop import crop_face
 from fec.data.detect import HaarDetector, MTCNNDetector
+from fec.data.jpeg import encode_jpeg
 
 from . import outcomes as O
 
-# As tools/make_synthetic_fec.py writes its crops: full-resolution colour (4:4:4), so
-# the same photo gives the same crop bytes either way.
-JPEG_QUALITY = 95
-JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
-               cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
 # Photo formats only: PIL would hand EPS to Ghostscript, and nothing in FEC is EPS or PSD.
 Image.init()
 IMAGE_FORMATS = tuple(f for f in ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF")  # JPEG covers MPO
@@ -60,11 +56,7 @@ def decode_image(data, max_pixels):
 def encode_crop(rgb, box, size):
     """JPEG bytes of the ``size``-pixel square face crop of ``box`` (normalised left,
     right, top, bottom) in ``rgb``: fec.data.crop.crop_face, the crop every tool uses."""
-    crop = crop_face(rgb, box, size)
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(crop[..., ::-1]), JPEG_PARAMS)
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
+    return encode_jpeg(crop_face(rgb, box, size))
 
 
 def decode_crop(data):

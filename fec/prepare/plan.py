@@ -7,11 +7,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from fec.data.fec_csv import FECTable, read_fec_csv
+from fec.data.fec_csv import CSV_NAME, FECTable, read_fec_csv
 from fec.utils.io import atomic_copy, atomic_write
 
 # The file names the catalog (fec/config/paths_catalog.py) reads under DATASETS.ROOT/fec.
-CSV_NAME = "faceexp-comparison-data-{}-public.csv"
 SPLITS = ("train", "test")
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from fec.data.crop import BOX_EXPANSION
+from fec.data.jpeg import JPEG_QUALITY
 
 from . import outcomes as O
 from .fetch import FetchOptions
-from .image import FACE_CHECKS, JPEG_QUALITY
+from .image import FACE_CHECKS
 from .journal import Journal
 from .plan import faces_by_url, host_interleaved, load_splits, shard_of, write_split_csv
 from .report import build_report, outcomes_jsonl, report_json

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fec.data.samplers import sample_generator, split_key
 from fec.data.transforms import apply_transform
 
 TASKS = ("classification", "regression", "affect", "intensity")
 
-FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 AFFECTNET_CLASSES = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
 
 
@@ -104,11 +104,8 @@ class ExpressionDataset(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, key):
-        # The training sampler passes (index, seed): augmentation is a function of the
-        # position in the data stream, so resume is exact whatever the worker count.
-        index, seed = key if isinstance(key, tuple) else (key, None)
-        index = int(index)
-        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        index, seed = split_key(key)
+        gen = sample_generator(seed)
         img = self.load_image(index) if self.store is None else self.store.face(index)
         image, params = apply_transform(self.transform, img, gen)
         item = {"image": image, "index": index}

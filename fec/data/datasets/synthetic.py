@@ -9,7 +9,9 @@ import zlib
 
 import numpy as np
 
-from .synthetic_annotators import majority, sample_clear_triplets, sample_triplets, simulate_votes
+from fec.data.fec_csv import majority_vote
+
+from .synthetic_annotators import sample_clear_triplets, sample_triplets, simulate_votes
 from .synthetic_faces import Identity, random_identities, render_face, sample_expressions
 from .triplet import DATASETS, TripletDataset
 
@@ -44,7 +46,7 @@ class SyntheticTripletDataset(TripletDataset):
             faces, types = sample_triplets(self.random_stream(2), self.categories, self.identity_of, num_triplets)
         annotators, votes = simulate_votes(self.random_stream(3), expressions, faces, annotator_noise)
 
-        odd = majority(votes)
+        odd = majority_vote(votes)[0].astype(np.int64)
         keep = odd > 0
         self.num_dropped = int((~keep).sum())
         # New order per kept triplet: the majority pair in its sampled order, then the odd one.

@@ -125,10 +125,4 @@ def simulate_votes(rng, expressions, faces, noise):
     return annotators, votes
 
 
-def majority(votes):
-    """(M,) winning vote 1/2/3 of each row of ``votes``, 0 where no vote has a unique majority."""
-    counts = np.stack([(votes == v).sum(1) for v in (1, 2, 3)], 1)
-    top = counts.max(1)
-    unique = (counts == top[:, None]).sum(1) == 1
-    return np.where(unique, counts.argmax(1) + 1, 0)
 

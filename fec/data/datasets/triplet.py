@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fec.data.fec_csv import TRIPLET_TYPES
+from fec.data.samplers import sample_generator, split_key
 from fec.data.transforms import apply_transform
 from fec.utils.registry import Registry
 
@@ -57,12 +58,8 @@ class TripletDataset(Dataset):
         return len(self.triplets) if self.is_train else self.num_faces
 
     def __getitem__(self, key):
-        # The training sampler passes (index, seed) so augmentation is a function of the
-        # position in the data stream: exact resume whatever the worker count.
-        index, seed = key if isinstance(key, tuple) else (key, None)
-        gen = None
-        if seed is not None:
-            gen = torch.Generator().manual_seed(int(seed))
+        index, seed = split_key(key)
+        gen = sample_generator(seed)
         if self.is_train:
             faces, params = zip(*(self._face(int(f), gen) for f in self.triplets[index]))
             item = {"type": int(self.types[index]), "index": int(index)}
