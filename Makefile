@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-fast test-gpu bench prepare-fec link clean
+.PHONY: install train test test-fast test-random test-gpu bench prepare-fec link clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# The whole suite with the modules, and the tests in each, in a shuffled order (the seed
+# is printed; SEED=N repeats an order): a test that needs another to run first fails here.
+test-random: $(STAMP)
+	$(PY) -m pytest -q -p random_order --random-order-bucket=module $(if $(SEED),--random-order-seed=$(SEED),--random-order)
 
 # the tests that need a CUDA GPU, then the training benchmark of ResNet18 at 224 px:
 # float32 vs bfloat16 vs float16, contiguous vs channels_last

@@ -23,6 +23,6 @@ setup(
         # tools/export.py --format onnx: torch's ONNX exporter needs onnx + onnxscript;
         # onnxruntime runs the parity check and the latency.
         "onnx": ["onnx", "onnxscript", "onnxruntime"],
-        "dev": ["pytest", "scikit-image", "onnx", "onnxscript", "onnxruntime"],
+        "dev": ["pytest", "pytest-random-order", "scikit-image", "onnx", "onnxscript", "onnxruntime"],
     },
 )

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from fec.config import cfg, load_config
@@ -46,3 +48,51 @@ def test_shipped_configs_load():
     assert len(files) >= 4
     for f in files:
         load_config(f)
+
+
+# The tasks each meta-architecture trains on (the catalog's "task" argument; triplet
+# datasets have none).
+META_TASKS = {"TripletEmbeddingNet": {"triplet"}, "Classifier": {"classification", "affect"},
+              "ValenceArousalRegressor": {"regression", "affect"}, "AffectRegressor": {"regression", "affect"},
+              "ClassifierRegressor": {"affect"}, "IntensityRegressor": {"intensity"}}
+
+
+def _shipped_configs():
+    import glob
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {os.path.relpath(f, root): load_config(f) for f in glob.glob(os.path.join(root, "config", "**", "*.yaml"),
+                                                                         recursive=True)}
+
+
+def test_shipped_configs_name_parts_that_exist_and_fit_together():
+    from fec.config import paths_catalog
+    from fec.modeling.registry import BACKBONES, HEADS, META_ARCHITECTURES
+
+    configs = _shipped_configs()
+    assert len(configs) >= 10
+    outputs = {c.OUTPUT_DIR: (name, c) for name, c in configs.items()}
+    assert len(outputs) == len(configs), "two shipped configs write into one OUTPUT_DIR"
+    for name, c in configs.items():
+        meta = c.MODEL.META_ARCHITECTURE
+        assert meta in META_ARCHITECTURES and meta in META_TASKS, (name, meta)
+        assert c.MODEL.BACKBONE.NAME in BACKBONES, (name, c.MODEL.BACKBONE.NAME)
+        if meta == "TripletEmbeddingNet":
+            assert c.MODEL.HEAD.NAME in HEADS, (name, c.MODEL.HEAD.NAME)
+        assert c.DATASETS.TRAIN and c.DATASETS.TEST, name
+        for dataset in (*c.DATASETS.TRAIN, *c.DATASETS.TEST):
+            factory, args = paths_catalog.get(dataset, c.DATASETS.ROOT)
+            task = args.get("task", "triplet" if "Triplet" in factory else "classification")
+            assert task in META_TASKS[meta], (name, dataset, task, meta)
+        if meta in ("Classifier", "ClassifierRegressor") and len(c.MODEL.CLASSIFIER.CLASS_NAMES):
+            assert len(c.MODEL.CLASSIFIER.CLASS_NAMES) == c.MODEL.CLASSIFIER.NUM_CLASSES, name
+        assert c.SOLVER.IMS_PER_BATCH > 0 and c.SOLVER.MAX_ITER > c.SOLVER.WARMUP_ITERS, name
+        # real runs (not the quickstarts) evaluate while they train
+        if not os.path.basename(name).startswith("quickstart"):
+            assert 0 < c.TEST.EVAL_PERIOD < c.SOLVER.MAX_ITER, name
+        # a start from another run's checkpoint: that run is shipped, with the same backbone
+        if c.MODEL.WEIGHTS.startswith("output/"):
+            source = os.path.dirname(c.MODEL.WEIGHTS)
+            assert source in outputs and c.MODEL.WEIGHTS.endswith("/model_final.pth"), (name, c.MODEL.WEIGHTS)
+            assert outputs[source][1].MODEL.BACKBONE.NAME == c.MODEL.BACKBONE.NAME, (name, outputs[source][0])

@@ -65,7 +65,8 @@ def test_import_registers_everything():
     assert "TripletEmbeddingNet" in META_ARCHITECTURES
 
 
-@pytest.mark.parametrize("size", [160, 224])
+# 64 px in the fast run (same shapes, gradients and batch independence); the real sizes slow.
+@pytest.mark.parametrize("size", [64, pytest.param(160, marks=pytest.mark.slow), pytest.param(224, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("head", HEAD_NAMES)
 @pytest.mark.parametrize("backbone", BACKBONE_NAMES)
 def test_training_step_and_embedding(backbone, head, size):

@@ -22,6 +22,14 @@ def test_training_stream_covers_each_epoch_once_and_ranks_partition_it():
     assert len(set(seeds)) == 30  # every position gets its own augmentation seed
 
 
+def test_training_ranks_share_each_epoch_evenly_and_disjointly():
+    size, world = 12, 3
+    firsts = [{i for i, _ in _take(TrainingSampler(size, seed=2, rank=r, world_size=world), size // world)}
+              for r in range(world)]
+    assert [len(f) for f in firsts] == [size // world] * world  # each rank its own 4 samples of the epoch
+    assert set().union(*firsts) == set(range(size))  # together: the whole epoch, nothing twice
+
+
 def test_training_stream_starts_anywhere():
     s = TrainingSampler(7, seed=1, rank=1, world_size=2)
     whole = _take(s, 25)
@@ -44,3 +52,6 @@ def test_inference_shards_are_contiguous_disjoint_and_unpadded():
             shards = [list(InferenceSampler(size, r, world)) for r in range(world)]
             assert sum(shards, []) == list(range(size))
             assert sum(len(s) for s in shards) == size
+            sizes = [len(s) for s in shards]
+            assert max(sizes) - min(sizes) <= 1, (size, world, sizes)  # balanced: no rank holds everything
+            assert [len(InferenceSampler(size, r, world)) for r in range(world)] == sizes

@@ -24,7 +24,7 @@ from yacs.config import CfgNode  # noqa: E402
 
 from fec.predictor import DETECTOR_NAMES, ExpressionPredictor, read_image  # noqa: E402
 from fec.predictor.retrieval import build_index, face_tile, load_index, make_grid, nearest, write_png  # noqa: E402
-from fec.utils.logger import setup_logger  # noqa: E402
+from fec.utils.logger import restores_logging, setup_logger  # noqa: E402
 from fec.utils.errors import UserError  # noqa: E402
 
 TILE = 128
@@ -93,6 +93,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+@restores_logging
 def main(argv=None):
     args = parse_args(argv)
     setup_logger("fec")

@@ -17,8 +17,10 @@ from fec.utils import comm  # noqa: E402
 from fec.utils.checkpoint import Checkpointer, read_checkpoint  # noqa: E402
 from fec.utils.device import resolve_device  # noqa: E402
 from fec.utils.errors import MissingFileError, run_cli  # noqa: E402
+from fec.utils.logger import restores_logging  # noqa: E402
 
 
+@restores_logging
 def main(argv=None):
     parser = default_argument_parser("Evaluate an fec model")
     parser.add_argument("--ckpt", default="", metavar="FILE", help="checkpoint to evaluate")

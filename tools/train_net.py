@@ -25,6 +25,7 @@ from fec.utils.checkpoint import Checkpointer  # noqa: E402
 from fec.utils.device import resolve_device  # noqa: E402
 from fec.utils.errors import ConfigError, MissingFileError, run_cli  # noqa: E402
 from fec.utils.events import EventWriters  # noqa: E402
+from fec.utils.logger import restores_logging  # noqa: E402
 
 
 def train(cfg, args, logger):
@@ -104,6 +105,7 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+@restores_logging
 def main(argv=None):
     parser = default_argument_parser("Train an fec model")
     parser.add_argument("--resume", action="store_true",
@@ -116,13 +118,15 @@ def main(argv=None):
     if args.check:
         check_datasets(load_config(args.config_file or None, args.opts))
         return None
-    signal.signal(signal.SIGTERM, _terminate)
     cfg, logger = default_setup(args, "fec.train")
+    previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
     try:
         model = train(cfg, args, logger)
     except KeyboardInterrupt:
         logger.error("interrupted; continue with --resume from the last checkpoint in %s", cfg.OUTPUT_DIR)
         sys.exit(130)
+    finally:  # called as a function, main leaves its caller's handler in place
+        signal.signal(signal.SIGTERM, previous_sigterm)
     comm.shutdown()
     return model
 

@@ -1,4 +1,5 @@
 """Console logging on every rank (rank-tagged when distributed), a log file on rank 0."""
+import functools
 import logging
 import os
 import sys
@@ -23,3 +24,41 @@ def setup_logger(name, output_dir=None, rank=0):
         fh.setFormatter(fmt)
         logger.addHandler(fh)
     return logger
+
+
+def _fec_loggers():
+    names = [n for n in logging.root.manager.loggerDict if n == "fec" or n.startswith("fec.")]
+    return {n: logging.getLogger(n) for n in ["fec", *names]}
+
+
+def restores_logging(main):
+    """For a CLI's ``main``: called as a function (from a test, a notebook, another
+    script), it leaves the ``fec`` loggers as it found them, so the caller's logging
+    (pytest's caplog, say) still sees their records afterwards. Handlers it added are
+    closed (their log files too); levels, handlers and propagation are restored; loggers
+    it created go back to the defaults. A user error's traceback still reaches the log
+    file first (fec.utils.errors.run_cli would find its handler gone)."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        saved = {n: (lg.handlers[:], lg.level, lg.propagate) for n, lg in _fec_loggers().items()}
+        try:
+            return main(*args, **kwargs)
+        except Exception as exc:
+            from fec.utils.errors import UserError, _log_traceback
+
+            if isinstance(exc, UserError):
+                _log_traceback(exc)
+            raise
+        finally:
+            for name, lg in _fec_loggers().items():
+                handlers, level, propagate = saved.get(name, ([], logging.NOTSET, True))
+                for h in lg.handlers:
+                    if h not in handlers:
+                        lg.removeHandler(h)
+                        h.close()
+                lg.handlers[:] = handlers
+                lg.setLevel(level)
+                lg.propagate = propagate
+
+    return wrapper
