@@ -32,12 +32,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from fec.config import cfg as default_cfg  # noqa: E402
 from fec.data.crop import BOX_EXPANSION, crop_face  # noqa: E402
 from fec.data.datasets.synthetic import SyntheticTripletDataset  # noqa: E402
-from fec.data.fec_csv import TRIPLET_TYPES, crop_id, format_fec_row  # noqa: E402
-from fec.data.synthetic_files import encode_jpeg, paste_in_photo  # noqa: E402
+from fec.data.fec_csv import CSV_NAME, crop_id, format_fec_row  # noqa: E402
+from fec.data.jpeg import encode_jpeg  # noqa: E402
+from fec.data.synthetic_files import paste_in_photo  # noqa: E402
+from fec.evaluation.triplet import TripletEvaluator, evaluate_triplets  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402
 from fec.utils.errors import run_cli  # noqa: E402
 
-CSV_NAME = "faceexp-comparison-data-{}-public.csv"
 def make_photo(face, rng):
     """(photo, box): ``face`` (S×S×3 RGB) pasted at a random place of a textured image
     1.6-2.2 times its size; ``box`` (left, right, top, bottom), normalised and rounded to
@@ -89,14 +90,6 @@ def write_split(ds, out, base_url=None, crops=True):
     return csv_path
 
 
-def ceiling(ds):
-    """Accuracy of the true expression vectors on the triplets: overall, per type."""
-    e = ds.expression_vectors.astype(np.float64)[ds.triplets]
-    d = lambda i, j: ((e[:, i] - e[:, j]) ** 2).sum(1)  # noqa: E731
-    ok = (d(0, 1) < d(0, 2)) & (d(0, 1) < d(1, 2))
-    return ok.mean(), [ok[ds.types == t].mean() if (ds.types == t).any() else float("nan") for t in range(3)]
-
-
 def parse_args(argv=None):
     c = default_cfg.DATASETS.SYNTHETIC
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -122,12 +115,12 @@ def main(argv=None):
         ds = SyntheticTripletDataset(split, identities, args.faces_per_identity, triplets, seed=args.seed,
                                      annotator_noise=args.annotator_noise, render_size=args.size)
         path = write_split(ds, args.out, args.base_url, not args.no_crops)
-        overall, per_type = ceiling(ds)
         counts = ", ".join(f"{n} {c}" for n, c in ds.type_counts().items())
         print(f"{split}: {ds.num_faces} faces of {identities} identities; {len(ds.triplets)} triplets ({counts}); "
               f"{ds.num_dropped} dropped with no unique majority")
-        print(f"{split}: ceiling (true expressions on the triplets) {overall:.2%}; per type "
-              + ", ".join(f"{TRIPLET_TYPES[t]} {a:.2%}" for t, a in enumerate(per_type)))
+        # The true expression vectors scored as embeddings, as the evaluator scores them.
+        ceiling = evaluate_triplets(ds.expression_vectors, ds.triplets, ds.types)
+        print(f"{split}: true-expression ceiling {TripletEvaluator.summary(ceiling).split(': ', 1)[1]}")
         print(f"{split}: wrote {path}")
     return 0
 

@@ -28,11 +28,10 @@ from .datasets.expression import FER2013_CLASSES
 from .datasets.ferplus import HEADER as FERPLUS_HEADER
 from .datasets.rafdb import ALIGNED_DIR, LABEL_FILE, aligned_name
 from .datasets.synthetic_expression import FERPLUS_PROTOTYPES
+from .jpeg import encode_jpeg
 
 FER_FORMS = ("fer2013", "icml", "kaggle", "folders")
 USAGES = ("Training", "PublicTest", "PrivateTest")
-# Full-resolution colour (4:4:4): thin red lips on a 64 px face do not survive 4:2:0.
-JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
 AFFECTNET_IMAGES = "Manually_Annotated_Images"
 # Simulated FER+ annotators: each sees the face's expression plus this noise and votes
 # for the nearest of FER+'s prototypes, or "unknown" with UNKNOWN_RATE. UNCLEAR_RATE of
@@ -47,14 +46,6 @@ NO_NAME_RATE = 0.01
 
 def _pixels(face):
     return " ".join(map(str, face.ravel().tolist()))
-
-
-def encode_jpeg(img):
-    """JPEG bytes of an H×W grey or H×W×3 RGB uint8 image."""
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img if img.ndim == 2 else img[..., ::-1]), JPEG_PARAMS)
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
 
 
 def paste_in_photo(face, rng):

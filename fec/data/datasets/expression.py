@@ -25,6 +25,10 @@ from fec.data.transforms import apply_transform
 
 TASKS = ("classification", "regression", "affect", "intensity")
 
+# FER2013's classes in label order (``emotion`` 0-6) and its faces' side in pixels,
+# defined here only (the configs list the names for the classifier head).
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_SIZE = 48
 AFFECTNET_CLASSES = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
 
 

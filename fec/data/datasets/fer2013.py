@@ -30,12 +30,11 @@ from fec.utils.io import atomic_write
 from fec.utils.errors import ConfigError, DatasetError
 
 from .triplet import DATASETS
-from .expression import FER2013_CLASSES, ExpressionDataset, grey_to_rgb
+from .expression import FER2013_CLASSES, FER_SIZE, ExpressionDataset, grey_to_rgb
 from .fer2013_release import LINK_HINT, folder_for_usage, locate_fer2013, read_image_folder
 
 logger = logging.getLogger(__name__)
 
-FER_SIZE = 48
 USAGES = ("Training", "PublicTest", "PrivateTest")
 CACHE_VERSION = 1
 

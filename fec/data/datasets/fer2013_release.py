@@ -20,11 +20,10 @@ import numpy as np
 
 from fec.utils.errors import ConfigError, DatasetError
 
-from .expression import FER2013_CLASSES
+from .expression import FER2013_CLASSES, FER_SIZE
 
 logger = logging.getLogger(__name__)
 
-FER_SIZE = 48
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 LOOKED_FOR = (
     "fer2013.csv (emotion, pixels, Usage)",

@@ -25,14 +25,13 @@ import cv2
 import numpy as np
 
 from .triplet import DATASETS
-from .expression import AFFECTNET_CLASSES, FER2013_CLASSES, ExpressionDataset, grey_to_rgb
+from .expression import AFFECTNET_CLASSES, FER2013_CLASSES, FER_SIZE, ExpressionDataset, grey_to_rgb
 from .ferplus import FERPLUS_CLASSES
 from .rafdb import RAFDB_CLASSES
 from .synthetic_faces import CATEGORY_NAMES, EXPRESSION_NAMES, EXPRESSION_SPREAD, PROTOTYPES, random_identities, render_face
 
 logger = logging.getLogger(__name__)
 
-FER_SIZE = 48
 # Contempt, absent from the triplet data's seven: a slight closed-mouth smile, narrowed
 # eyes, brows drawn down, a touch of nose wrinkle. Columns as EXPRESSION_NAMES.
 CONTEMPT_PROTOTYPE = np.array([0.35, -0.70, -0.10, -0.35, -0.55, 0.15], dtype=np.float32)
