@@ -102,7 +102,9 @@ def _cfg(root):
                               "DATASETS.SYNTHETIC_AFFECT.TRAIN_IMAGES", "24",
                               "DATASETS.SYNTHETIC_AFFECT.TEST_IMAGES", "10",
                               "DATASETS.SYNTHETIC_AFFECT.IMAGES_PER_IDENTITY", "4",
-                              "DATASETS.SYNTHETIC_AFFECT.RENDER_SIZE", "64"])
+                              "DATASETS.SYNTHETIC_AFFECT.RENDER_SIZE", "64",
+                              # the writer pastes each AffectNet face exactly at its row's box
+                              "INPUT.FACE_BOX_EXPANSION", "0.0"])
 
 
 def test_written_fer2013_equals_the_on_the_fly_faces(written):
