@@ -1,6 +1,5 @@
 """tools/demo.py: headless on a video and on an image folder, clear errors for bad
 inputs and an absent camera."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,6 +7,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from helpers.tools import load_tool
 from skimage import data
 
 
@@ -17,14 +17,7 @@ DEMO = os.path.join(ROOT, "tools", "demo.py")
 FRAMES = 6
 
 
-def _load_tool(path):
-    spec = importlib.util.spec_from_file_location("demo_tool", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_tool(DEMO)
+demo = load_tool("demo")
 
 
 

@@ -1,19 +1,17 @@
 """tools/export.py: ONNX and TorchScript exports with a dynamic batch match PyTorch."""
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 import torch
+from helpers.tools import load_tool
 from torch import nn
 
 from fec.predictor.export import ExportModule, check_parity, export_torchscript, load_exported, sample_faces
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
-spec = importlib.util.spec_from_file_location("export_tool", os.path.join(ROOT, "tools", "export.py"))
-export_tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(export_tool)
+export_tool = load_tool("export")
 
 
 @pytest.fixture(scope="module")

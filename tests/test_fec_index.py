@@ -1,11 +1,11 @@
 """The FEC CSV's binary index beside it: same table as parsing, used when current,
 rebuilt when the CSV changes."""
-import importlib.util
 import logging
 import os
 
 import numpy as np
 import pytest
+from helpers import fec_like
 
 from fec.data import fec_index
 from fec.data.fec_csv import read_fec_csv
@@ -16,10 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmark", os.path.join(ROOT, "tools", "benchmark.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return fec_like  # the FEC-like CSV writer tools/benchmark.py uses
 
 
 def assert_same_table(a, b):

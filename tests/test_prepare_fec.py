@@ -2,7 +2,6 @@
 outcomes, time bounds, resume after SIGKILL / SIGINT, shards and merge, subsets, face
 checks, and training on the prepared folder."""
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -19,10 +18,11 @@ import pytest
 from fec.config import load_config
 from fec.data import build_dataset
 from fec.data.fec_csv import crop_id, format_fec_row, read_fec_csv
-from fec.prepare import FetchOptions, PrepareOptions, prepare
+from fec.prepare import FetchOptions, PrepareOptions, merge_shards, prepare
 from fec.prepare.journal import Journal
 from fec.prepare.plan import host_interleaved, shard_of
 from helpers.loopback import LoopbackImageServer
+from helpers.tools import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "tools", "prepare_fec.py")
@@ -38,14 +38,7 @@ STALL = 60.0
 MAX_PIXELS = 4_000_000
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prepare_cli = _load_tool("prepare_fec")
+prepare_cli = load_tool("prepare_fec")
 
 
 def run_prepare(csvs, out, workers=8, **kw):
@@ -94,7 +87,7 @@ def slow_server(photo_dir):
 def synthetic(photo_dir, server):
     """make_synthetic_fec.py output with URLs on ``server``: CSVs, photos, and the crops
     it cut itself (what the preparation must reproduce byte for byte)."""
-    _load_tool("make_synthetic_fec").main([
+    load_tool("make_synthetic_fec").main([
         "--out", str(photo_dir), "--size", str(SIZE), "--train-identities", "6", "--test-identities", "4",
         "--faces-per-identity", "4", "--train-triplets", "60", "--test-triplets", "30", "--seed", "3",
         "--base-url", f"http://127.0.0.1:{server.port}/"])
@@ -377,7 +370,7 @@ def test_shards_are_disjoint_and_merge_into_the_full_run(synthetic, server, tmp_
     assert json.loads((shards[1] / "report.json").read_text())["settings"]["shard"] == "1 of 3"
 
     with pytest.raises(ValueError, match=r"missing \[2\]"):
-        prepare_cli.merge_shards([str(d) for d in shards[:2]], str(tmp_path / "bad"), progress=False)
+        merge_shards([str(d) for d in shards[:2]], str(tmp_path / "bad"), progress=False)
     code = prepare_cli.main(["--merge", *map(str, shards), "--out", str(tmp_path / "merged"), "--no-progress"])
     assert code == 0
     merged, full = tmp_path / "merged", tmp_path / "full"

@@ -1,11 +1,11 @@
 """tools/retrieve.py and fec.predictor.retrieval: index a folder of faces, query it,
 resume an interrupted index."""
-import importlib.util
 import os
 
 import cv2
 import numpy as np
 import pytest
+from helpers.tools import load_tool
 from skimage import data
 
 from fec.data.datasets.synthetic import SyntheticTripletDataset
@@ -14,9 +14,7 @@ from fec.predictor.retrieval import build_index, load_index, nearest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
-spec = importlib.util.spec_from_file_location("retrieve_tool", os.path.join(ROOT, "tools", "retrieve.py"))
-retrieve = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(retrieve)
+retrieve = load_tool("retrieve")
 
 
 

@@ -1,11 +1,11 @@
 import csv
-import importlib.util
 import logging
 import os
 
 import cv2
 import numpy as np
 import pytest
+from helpers.tools import load_tool
 
 from fec.config import cfg as default_cfg
 from fec.data.datasets import DATASETS
@@ -248,20 +248,12 @@ def test_factory_reads_config():
 # ---------------------------------------------------------------------------- writer
 
 
-def _load_tool():
-    path = os.path.join(ROOT, "tools", "make_synthetic_fec.py")
-    spec = importlib.util.spec_from_file_location("make_synthetic_fec", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 TINY = ["--train-identities", "6", "--test-identities", "5", "--faces-per-identity", "4",
         "--train-triplets", "30", "--test-triplets", "24", "--size", "64", "--seed", "3"]
 
 
 def test_writer_matches_the_dataset(tmp_path, capsys):
-    tool = _load_tool()
+    tool = load_tool("make_synthetic_fec")
     assert tool.main(["--out", str(tmp_path)] + TINY) == 0
     summary = capsys.readouterr().out
     for split, identities, triplets in (("train", 6, 30), ("test", 5, 24)):
@@ -299,7 +291,7 @@ def test_writer_matches_the_dataset(tmp_path, capsys):
 
 
 def test_writer_base_url_and_no_crops(tmp_path):
-    tool = _load_tool()
+    tool = load_tool("make_synthetic_fec")
     tool.main(["--out", str(tmp_path), "--base-url", "http://127.0.0.1:8000/", "--no-crops"] + TINY)
     assert not (tmp_path / "images").exists()
     with open(tmp_path / "faceexp-comparison-data-test-public.csv", newline="") as f:
