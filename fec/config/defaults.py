@@ -40,10 +40,10 @@ _C.MODEL.PIXEL_STD = []
 # The predictor and exports follow the training config. Training step on a shared
 # 2-core CPU (tools/benchmark.py train --compare MODEL.CHANNELS_LAST=False,True
 # --parts model, paired medians of 3 alternating repeats; README, "Speed"): resnet18
-# 160 px x1.77 and x1.10 (two runs), convnet 64 px x1.08, mobilenet_v2 112 px x1.13,
-# inception_resnet_v1 (frozen) 112 px x0.98, deep_emotion 48 px x0.88. The gain depends
-# on the backbone, so the default stays NCHW and config/fec/resnet18_conv3x3.yaml turns
-# it on; on GPUs NHWC is what tensor cores want under mixed precision.
+# 160 px x1.77 and x1.10 (two runs), inception_nn2 112 px x1.34, convnet 64 px x1.08,
+# mobilenet_v2 112 px x1.13, inception_resnet_v1 (frozen) 112 px x0.98, deep_emotion
+# 48 px x0.88. The gain depends on the backbone, so the default stays NCHW and
+# config/fec/resnet18_conv3x3.yaml and inception_nn2_dense.yaml turn it on.
 _C.MODEL.CHANNELS_LAST = False
 # torch.compile the model for training and evaluation (the first iterations compile;
 # checkpoints keep the plain module's keys).
