@@ -192,6 +192,7 @@ def test_training_benchmark_measures_each_variant_in_alternating_repeats():
     assert all(v.cfg.MODEL.BACKBONE.WEIGHTS == "" and v.images == 12 for v in runs)  # 4 triplets
     for v in runs:
         assert all(len(t) == 2 and min(t) > 0 for t in v.times.values())
+        assert len(v.loader_cpu) == 2 and all(c.faces > 0 and c.cpu_seconds > 0 for c in v.loader_cpu)
     header, rows, lines = benchmark.report(runs)
     assert len(rows) == 2 and all(len(r) == len(header) for r in rows)
     model_rate = float(rows[0][2])
@@ -202,3 +203,5 @@ def test_training_benchmark_measures_each_variant_in_alternating_repeats():
     paired = np.median([a / b for a, b in zip(runs[0].times["model"], runs[1].times["model"])])
     assert lines[2].startswith("MODEL.CHANNELS_LAST=True vs MODEL.CHANNELS_LAST=False: speed model x")
     assert f"model x{paired:.2f}" in lines[2]
+    cpu = np.median([c.cpu_ms_per_face for c in runs[0].loader_cpu])
+    assert rows[0][-2] == f"{cpu:.3f}" and "loader CPU per face /" in lines[2]

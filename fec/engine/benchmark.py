@@ -7,7 +7,10 @@ combination) it measures, with fresh models from one seed:
   limit that the loader and the loop can only approach;
 - loader-only: batches from the configured training DataLoader, nothing else (the
   mean rate once the batches made ahead are used up);
-- end-to-end: ``do_train`` on that DataLoader, as training runs.
+- end-to-end: ``do_train`` on that DataLoader, as training runs;
+- loader CPU (part ``cpu``): the loader's process CPU time per face on one thread and
+  its inverse, faces/s per worker (fec.data.loader_cost), which other load on the
+  machine changes little.
 
 Steps before ``warmup`` are left out (workers starting, cudnn.benchmark, compilation).
 Repeats alternate the variants (A B, B A, A B, ...) and the median is reported, so
@@ -24,6 +27,7 @@ import torch
 
 from fec.config import load_config
 from fec.data import make_data_loader
+from fec.data.loader_cost import faces_in, loader_cpu_cost
 from fec.engine.speed import amp_dtype, apply_cuda_settings, compile_model, deterministic, make_grad_scaler
 from fec.engine.trainer import do_train
 from fec.modeling import build_model
@@ -32,7 +36,8 @@ from fec.utils.checkpoint import Checkpointer
 from fec.utils.device import resolve_device
 from fec.utils.env import seed_all
 
-PARTS = ("model", "loader", "e2e")
+PARTS = ("model", "loader", "e2e")  # timed parts, as images/s
+ALL_PARTS = PARTS + ("cpu",)
 # Speed does not depend on the weights' values: random init, nothing to download.
 RANDOM_INIT = ["MODEL.WEIGHTS", "", "MODEL.BACKBONE.WEIGHTS", ""]
 
@@ -70,13 +75,6 @@ class _Timed:
             yield item
 
 
-def images_in(batch):
-    """Faces per batch: triplet batches hold three per row."""
-    if "images" in batch:
-        return batch["images"].shape[0] * batch["images"].shape[1]
-    return batch["image"].shape[0]
-
-
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -91,6 +89,7 @@ class Variant:
     images: int = 0
     times: dict = field(default_factory=lambda: {p: [] for p in PARTS})  # per repeat, median seconds
     peak_mb: list = field(default_factory=list)
+    loader_cpu: list = field(default_factory=list)  # LoaderCost per repeat
 
 
 def _train_seconds(v, batches, warmup):
@@ -128,7 +127,15 @@ def _loader_seconds(v, warmup, iters):
     return (timed.times[-1] - timed.times[start]) / (len(timed.times) - 1 - start)
 
 
-def measure(config_file, opts=(), compare=(), warmup=2, iters=5, repeat=1, parts=PARTS, log=print):
+def _to(x, device):
+    if torch.is_tensor(x):
+        return x.to(device)
+    if isinstance(x, (list, tuple)):  # INPUT.AUGMENT_ON device: a triplet batch's three face batches
+        return type(x)(_to(t, device) for t in x)
+    return x
+
+
+def measure(config_file, opts=(), compare=(), warmup=2, iters=5, repeat=1, parts=ALL_PARTS, log=print):
     """The variants with their measurements (see the module's docstring)."""
     steps = warmup + iters
     fixed = [*RANDOM_INIT, *opts, "SOLVER.MAX_ITER", str(steps), "SOLVER.CHECKPOINT_PERIOD", "0",
@@ -142,8 +149,8 @@ def measure(config_file, opts=(), compare=(), warmup=2, iters=5, repeat=1, parts
         for v in (runs if r % 2 == 0 else runs[::-1]):
             if v.batch is None:
                 first = next(iter(make_data_loader(v.cfg.clone(), is_train=True)))
-                v.batch = {k: x.to(v.device) if torch.is_tensor(x) else x for k, x in first.items()}
-                v.images = images_in(first)
+                v.batch = {k: _to(x, v.device) for k, x in first.items()}
+                v.images = faces_in(first)
             measured = {}
             if "model" in parts:
                 measured["model"] = _train_seconds(v, [v.batch] * steps, warmup)
@@ -153,8 +160,11 @@ def measure(config_file, opts=(), compare=(), warmup=2, iters=5, repeat=1, parts
                 measured["e2e"] = _train_seconds(v, make_data_loader(v.cfg, is_train=True), warmup)
             for part, seconds in measured.items():
                 v.times[part].append(seconds)
-            log(f"repeat {r + 1}/{repeat} {v.label}: " + ", ".join(f"{p} {s * 1000:.0f} ms/step"
-                                                                  for p, s in measured.items()))
+            notes = [f"{p} {s * 1000:.0f} ms/step" for p, s in measured.items()]
+            if "cpu" in parts:
+                v.loader_cpu.append(loader_cpu_cost(v.cfg, max(iters, 4), warmup))
+                notes.append(f"loader CPU {v.loader_cpu[-1].cpu_ms_per_face:.3f} ms/face")
+            log(f"repeat {r + 1}/{repeat} {v.label}: " + ", ".join(notes))
     return runs
 
 
@@ -178,17 +188,20 @@ def _rate(v, part):
 def report(runs):
     """The table's header and rows, the settings lines and the ratio lines."""
     header = ["variant", "images/step", "model-only img/s", "loader-only img/s", "end-to-end img/s",
-              "e2e / model", "model step ms (min-max)", "e2e step ms", "peak CUDA MB"]
+              "e2e / model", "model step ms (min-max)", "e2e step ms", "peak CUDA MB", "loader CPU ms/face",
+              "faces/s per worker"]
     rows = []
     fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
     for v in runs:
         model, loader, e2e = (_rate(v, p) for p in PARTS)
         t = v.times["model"]
+        cpu = statistics.median(c.cpu_ms_per_face for c in v.loader_cpu) if v.loader_cpu else None
         span = f"{statistics.median(t) * 1000:.0f} ({min(t) * 1000:.0f}-{max(t) * 1000:.0f})" if t else "-"
         rows.append([v.label, v.images, fmt(model, ".1f"), fmt(loader, ".1f"), fmt(e2e, ".1f"),
                      fmt(e2e / model if e2e and model else None, ".2f"), span,
                      fmt(statistics.median(v.times["e2e"]) * 1000 if v.times["e2e"] else None, ".0f"),
-                     fmt(max(v.peak_mb) if v.peak_mb else None, ".0f")])
+                     fmt(max(v.peak_mb) if v.peak_mb else None, ".0f"), fmt(cpu, ".3f"),
+                     fmt(1000 / cpu if cpu else None, ",.0f")])
     lines = [f"{v.label}: {settings(v)}" for v in runs]
     base = runs[0]
     for v in runs[1:]:
@@ -198,5 +211,8 @@ def report(runs):
             if paired:
                 parts.append(f"{part} x{statistics.median(paired):.2f} "
                              f"({min(paired):.2f}-{max(paired):.2f} over {len(paired)})")
+        if base.loader_cpu and v.loader_cpu:
+            paired = [b.cpu_ms_per_face / c.cpu_ms_per_face for b, c in zip(base.loader_cpu, v.loader_cpu)]
+            parts.append(f"loader CPU per face /{statistics.median(paired):.1f}")
         lines.append(f"{v.label} vs {base.label}: speed " + ", ".join(parts))
     return header, rows, lines
