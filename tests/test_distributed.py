@@ -148,6 +148,17 @@ def alive(pid):
         return False
 
 
+def gone(pids, seconds):
+    """Whether every process in ``pids`` has ended (or is a zombie) within ``seconds``:
+    a generous deadline, polled, so a loaded machine only makes the wait longer."""
+    deadline = time.monotonic() + seconds
+    while any(alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def start_training(out, *extra, cmd=None):
     cmd = cmd or train_cmd("torchrun", out, *extra)
     log = open(out.parent / f"{out.name}.log", "w")
@@ -181,8 +192,7 @@ def test_stopping_the_launcher_stops_every_rank_and_resume_is_exact(how, torchru
         proc.send_signal(signal.SIGTERM)
     rc = proc.wait(timeout=60)
     assert rc != 0
-    time.sleep(0.5)
-    assert not any(alive(p) for p in workers.values())
+    assert gone(workers.values(), 120), "a worker outlived its launcher"
     assert not (out / "model_final.pth").exists(), "training finished before the signal; make it longer"
     tag = (out / "last_checkpoint").read_text().strip()
     stopped_at = torch.load(out / tag, weights_only=True)["iteration"]
@@ -202,7 +212,6 @@ def test_a_dead_rank_ends_the_job_within_the_timeout(tmp_path):
     wait_for(lambda: (out / "log.txt").exists() and "iter: 3/" in (out / "log.txt").read_text(), proc, 300,
              "training progress")
     workers = worker_pids(proc.pid)
-    killed = time.monotonic()
     os.kill(workers[1], signal.SIGKILL)
     try:
         rc = proc.wait(timeout=timeout + 60)
@@ -210,9 +219,7 @@ def test_a_dead_rank_ends_the_job_within_the_timeout(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert rc != 0
-    assert time.monotonic() - killed < timeout + 60
-    time.sleep(0.5)
-    assert not alive(workers[0])
+    assert gone([workers[0]], 120), "rank 0 outlived the job"
 
 
 def test_two_nodes_on_one_machine(tmp_path):

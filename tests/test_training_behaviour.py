@@ -156,3 +156,38 @@ def test_checkpoint_of_a_ddp_model_loads_into_a_plain_one_and_resume_restores_ev
     assert got[1] == expected[1]
     np.testing.assert_array_equal(got[2], expected[2])
     assert not math.isnan(got[2].sum())
+
+
+def test_dist_timeout_reaches_the_rendezvous_and_the_process_group(monkeypatch):
+    """A rank that dies mid-run leaves the others in a collective: DIST.TIMEOUT is what
+    ends their wait, so it must reach torch (torchrun killing the others hides its absence)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from fec.engine import defaults
+
+    seen = {}
+
+    class Joined(Exception):
+        pass
+
+    def rendezvous(url, rank, world_size, timeout):
+        seen["rendezvous"] = timeout
+        yield object(), rank, world_size
+
+    def init_process_group(backend, store=None, rank=None, world_size=None, timeout=None, **kw):
+        seen["group"] = (backend, rank, world_size, timeout)
+        raise Joined
+
+    monkeypatch.setattr(dist, "rendezvous", rendezvous)
+    monkeypatch.setattr(dist, "init_process_group", init_process_group)
+    for key, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": "29999"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
+    cfg = load_config(None, ["MODEL.DEVICE", "cpu", "DIST.TIMEOUT", "37"])
+    with pytest.raises(Joined):
+        defaults.init_distributed(cfg)
+    assert seen["rendezvous"] == datetime.timedelta(seconds=37)
+    assert seen["group"] == ("gloo", 1, 2, datetime.timedelta(seconds=37))
