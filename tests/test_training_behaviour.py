@@ -191,3 +191,36 @@ def test_dist_timeout_reaches_the_rendezvous_and_the_process_group(monkeypatch):
         defaults.init_distributed(cfg)
     assert seen["rendezvous"] == datetime.timedelta(seconds=37)
     assert seen["group"] == ("gloo", 1, 2, datetime.timedelta(seconds=37))
+
+
+@pytest.mark.slow
+def test_resume_wins_over_model_weights(tmp_path, quickstart_ckpt):
+    """--resume continues OUTPUT_DIR's run; the config's MODEL.WEIGHTS (starting weights)
+    must not be loaded over it: the resumed run ends bit-identical to the uninterrupted one."""
+    import importlib.util
+    import os
+    import shutil
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("train_net_tool", os.path.join(root, "tools", "train_net.py"))
+    train_net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_net)
+    opts = ["--config-file", os.path.join(root, "config", "quickstart.yaml"), "MODEL.DEVICE", "cpu",
+            "INPUT.SIZE", "32", "DATALOADER.NUM_WORKERS", "0", "DATASETS.SYNTHETIC.TRAIN_IDENTITIES", "4",
+            "DATASETS.SYNTHETIC.FACES_PER_IDENTITY", "3", "DATASETS.SYNTHETIC.TRAIN_TRIPLETS", "40",
+            "DATASETS.SYNTHETIC.MIN_GAP", "0.0", "DATASETS.TEST", "()", "SOLVER.IMS_PER_BATCH", "4",
+            "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.WARMUP_ITERS", "1"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    train_net.main([*opts, "MODEL.WEIGHTS", "", "OUTPUT_DIR", str(full)])
+    resumed.mkdir()
+    shutil.copy(full / "model_0000002.pth", resumed / "model_0000002.pth")
+    (resumed / "last_checkpoint").write_text("model_0000002.pth")
+    train_net.main(["--resume", *opts, "MODEL.WEIGHTS", quickstart_ckpt, "OUTPUT_DIR", str(resumed)])
+    a = torch.load(full / "model_final.pth", weights_only=True)["model"]
+    b = torch.load(resumed / "model_final.pth", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # and the starting weights were not all alike: loading them would have shown
+    start = torch.load(quickstart_ckpt, weights_only=True)["model"]
+    assert not all(torch.equal(start[k], a[k]) for k in a if k in start)
