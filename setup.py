@@ -8,7 +8,7 @@ setup(
     packages=find_packages(include=["fec", "fec.*"]),
     python_requires=">=3.9",
     install_requires=[
-        "torch>=2.1",
+        "torch>=2.1",  # device_id binding of the process group from 2.3, skipped on 2.7.0 (see README)
         "torchvision>=0.16",
         "numpy",
         "pillow",  # decoding checks in prepare_fec, PIL inputs of the predictor

@@ -12,11 +12,12 @@ from fec.utils.checkpoint import Checkpointer
 
 
 def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip on a machine without a GPU."""
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
-        if "cuda" in item.keywords:
+        if item.get_closest_marker("cuda"):
             item.add_marker(skip)
 
 

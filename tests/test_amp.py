@@ -91,6 +91,9 @@ def test_a_non_finite_loss_stops_bfloat16_training_but_a_float16_step_is_skipped
 
     cfg = quickstart_config("IntensityRegressor", "SOLVER.AMP.ENABLED", "True", "SOLVER.AMP.DTYPE", "float16",
                             "SOLVER.MAX_ITER", "2")
+    # a fresh model: the loop reads losses at its log period, so the first run stepped on its inf
+    seed_all(0)
+    model = build_model(cfg)
     optimizer = make_optimizer(cfg, model)
     scaler = make_grad_scaler(cfg, "cpu")
     weights = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}

@@ -52,7 +52,8 @@ def launcher(kind, nproc=2):
 
 
 def env(probe_dir=None):
-    e = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::FutureWarning"}
+    # GPUs hidden: these runs are the CPU (gloo) ones on a machine with 0, 1 or 8 GPUs
+    e = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::FutureWarning", "CUDA_VISIBLE_DEVICES": ""}
     if probe_dir:
         e["PROBE_DIR"] = str(probe_dir)
     return e
@@ -100,12 +101,15 @@ def test_two_process_training_keeps_ranks_identical(kind, torchrun_run, tmp_path
         run(train_cmd(kind, out), probe)
     r0, r1 = rank_states(probe)
     assert r0["world_size"] == r1["world_size"] == "2"
+    assert r0["cuda_devices"] == r1["cuda_devices"] == 0
     if kind == "launch":
         assert any(a.startswith("--local-rank") or a.startswith("--local_rank") for a in r1["argv"]), r1["argv"]
     assert_same(r0["state"], r1["state"])
     # rank 0's checkpoint is what both ranks hold, and training moved it
     final = weights(out / "model_final.pth")
     assert_same(final, r1["state"])
+    # each rank's own RNG states, gathered into rank 0's file
+    assert len(torch.load(out / "model_final.pth", weights_only=True)["rng"]["ranks"]) == 2
     first = weights(out / "model_0000003.pth")
     assert not all(torch.equal(final[k], first[k]) for k in final)
     text = (out / "log.txt").read_text()
@@ -242,6 +246,39 @@ def test_two_nodes_on_one_machine(tmp_path):
     assert "Using 2 process(es), backend gloo" in (out / "log.txt").read_text()
     results = json.loads((out / "inference" / "synthetic_fec_test" / "results.json").read_text())
     assert results["inference"]["processes"] == 2
+
+
+def two_nodes(tmp_path, *extra, flags=()):
+    """Two launchers joined through a loopback rendezvous, one process each, as two
+    machines that share no filesystem: node n runs in ``tmp_path/node<n>`` with the
+    relative OUTPUT_DIR ``out``, so a path one node names does not exist on the other."""
+    port = free_port()
+    procs = []
+    for node in (0, 1):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+               f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}", PROBE, *flags,
+               "--config-file", CONFIG, *TINY, *extra, "OUTPUT_DIR", "out"]
+        procs.append(subprocess.Popen(cmd, cwd=tmp_path / f"node{node}", stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, env=env(tmp_path)))
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    return logs
+
+
+def test_two_nodes_without_a_shared_filesystem_resume_from_rank_0s_checkpoint(torchrun_run, tmp_path):
+    out0, out1 = tmp_path / "node0" / "out", tmp_path / "node1" / "out"
+    out0.mkdir(parents=True)
+    out1.mkdir(parents=True)  # node 1 has an OUTPUT_DIR, but no checkpoint in it
+    shutil.copy(torchrun_run[0] / "model_0000012.pth", out0 / "model_0000012.pth")
+    (out0 / "last_checkpoint").write_text("model_0000012.pth")
+    logs = two_nodes(tmp_path, *TRAIN, "DATASETS.TEST", "()", flags=["--resume"])
+    assert "Start training at iteration 12 of 24" in (out0 / "log.txt").read_text()
+    assert "out/model_0000012.pth is not on this machine: loaded rank 0's copy" in logs[1]
+    r0, r1 = rank_states(tmp_path)
+    reference = weights(torchrun_run[0] / "model_final.pth")
+    assert_same(reference, r0["state"])
+    assert_same(reference, r1["state"])
+    assert os.listdir(out1) == []
 
 
 def per_triplet_reference(ckpt):

@@ -1,15 +1,18 @@
 """tools/retrieve.py and fec.predictor.retrieval: index a folder of faces, query it,
 resume an interrupted index."""
+import copy
 import os
 
 import cv2
 import numpy as np
 import pytest
+import torch
 from helpers.tools import load_tool
 from skimage import data
 
 from fec.data.datasets.synthetic import SyntheticTripletDataset
 from fec.predictor import ExpressionPredictor
+from fec.predictor import retrieval
 from fec.predictor.retrieval import build_index, load_index, nearest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,3 +124,36 @@ def test_errors_name_the_problem(quickstart_ckpt, faces_dir, tmp_path, capsys):
     assert retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--images", str(empty),
                           "--out", str(tmp_path / "e.npz")]) == 2
     assert "no images under" in capsys.readouterr().err
+
+
+def test_the_index_does_not_tie_the_model_to_a_device(quickstart_ckpt, faces_dir, tmp_path, capsys):
+    """Built with --device cpu, resumed without it, queried where the index says cuda:
+    the device is where a model runs, not part of what it is."""
+    out = str(tmp_path / "faces.npz")
+    p = ExpressionPredictor.from_config(QUICKSTART, quickstart_ckpt, detector="none", device="cpu", batch_size=4)
+    p.predict_rgb = lambda rgbs, keep_crops=False: (_ for _ in ()).throw(KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(p, str(faces_dir), out, quickstart_ckpt, save_every_s=0, progress=False)
+    assert "DEVICE: auto" in load_index(out + ".partial").meta["config"]
+    # the same model and folder through MODEL.DEVICE auto: the partial index is continued
+    assert retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--images",
+                          str(faces_dir), "--out", out, "--detector", "none", "MODEL.DEVICE", "auto"]) == 0
+    index = load_index(out)
+    assert len(index) == 18 and not os.path.exists(out + ".partial")
+
+    # an index that names a GPU (as older versions wrote one built there), queried on a CPU machine
+    index.meta["config"] = index.meta["config"].replace("DEVICE: auto", "DEVICE: cuda")
+    retrieval._save(index, out)
+    capsys.readouterr()
+    rc = retrieve.main(["query", out, str(faces_dir / "face_05.png"), "-k", "2"])
+    assert rc == 0, capsys.readouterr().err
+    ranked = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.strip()[:1].isdigit()]
+    assert ranked[0][2] == "face_05.png" and len(ranked) == 2
+
+
+def test_a_predictor_runs_its_model_where_the_model_is(quickstart_model):
+    # the meta device stands in for a GPU: the model must not be moved to the CPU
+    model = copy.deepcopy(quickstart_model).to("meta")
+    p = ExpressionPredictor(model, 64, detector="none")
+    assert p.device == torch.device("meta") and next(p.model.parameters()).device.type == "meta"
+    assert ExpressionPredictor(copy.deepcopy(quickstart_model), 64, detector="none").device == torch.device("cpu")

@@ -44,8 +44,9 @@ def cmd_query(args):
     if not os.path.isfile(ckpt):
         raise FileNotFoundError(f"checkpoint {ckpt} named by the index is gone; give --ckpt")
     detector = args.detector or meta["detector"]
+    # the device is this machine's choice; indexes of older versions name the one they were built on
     predictor = ExpressionPredictor.from_config(CfgNode.load_cfg(meta["config"]), ckpt, detector=detector,
-                                                device=args.device)
+                                                device=args.device or "auto")
     rgb = read_image(args.image)
     faces = predictor.predict_rgb([rgb])[0]
     if not faces:

@@ -30,16 +30,20 @@ def main(argv=None):
     apply_cuda_settings(cfg, device)
     # A config's MODEL.WEIGHTS are often the starting weights of its training (another
     # architecture's), so what training wrote into OUTPUT_DIR comes first.
-    ckpt = args.ckpt or Checkpointer(None, save_dir=cfg.OUTPUT_DIR).last_checkpoint() or cfg.MODEL.WEIGHTS
+    # rank 0's choice for every rank (other machines may not share OUTPUT_DIR)
+    ckpt = comm.broadcast_object(args.ckpt or Checkpointer(None, save_dir=cfg.OUTPUT_DIR).last_checkpoint()
+                                 or cfg.MODEL.WEIGHTS)
     if not ckpt:
         raise MissingFileError(f"no checkpoint to evaluate: give --ckpt, train into OUTPUT_DIR ({cfg.OUTPUT_DIR}) "
                                f"first, or set MODEL.WEIGHTS")
     # cheap checks first: the checkpoint file and the datasets, before the model is built
-    read_checkpoint(ckpt, "--ckpt" if args.ckpt else "checkpoint")
+    # (a machine without the file gets rank 0's copy when loading)
+    if comm.is_main_process() or os.path.isfile(ckpt):
+        read_checkpoint(ckpt, "--ckpt" if args.ckpt else "checkpoint")
     check_datasets(cfg)
     model = build_model(cfg).to(device)
     checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
-    checkpointer.load(ckpt, resume=False)
+    checkpointer.load(ckpt, resume=False, from_main=True)
     results = run_test(cfg, compile_model(cfg, model), is_distributed=comm.get_world_size() > 1)
     comm.shutdown()
     return results

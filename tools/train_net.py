@@ -61,14 +61,16 @@ def train(cfg, args, logger):
     checkpointer = Checkpointer(model, optimizer, scheduler, cfg.OUTPUT_DIR, comm.is_main_process(), scaler,
                                 keep=cfg.SOLVER.CHECKPOINT_KEEP)
     start_iter = 0
-    last = checkpointer.last_checkpoint() if resume else None
+    # rank 0 decides what to resume from: on several machines without a shared
+    # filesystem only rank 0's OUTPUT_DIR holds checkpoints, and every rank must agree
+    last = comm.broadcast_object(checkpointer.last_checkpoint() if resume else None)
     if restart and comm.is_main_process():
         logger.warning("torchrun restarted the worker group after a failure (restart %d of at most %s): %s", restart,
                        os.environ.get("TORCHELASTIC_MAX_RESTARTS", "?"),
                        f"resuming from the last complete checkpoint, {last}" if last
                        else f"no checkpoint in {cfg.OUTPUT_DIR} yet, starting from scratch")
     if last:
-        start_iter = checkpointer.load(last, resume=True)
+        start_iter = checkpointer.load(last, resume=True, from_main=True)
     elif args.resume:
         logger.info("--resume: no checkpoint in %s, starting from scratch", cfg.OUTPUT_DIR)
     if not last and cfg.MODEL.WEIGHTS:

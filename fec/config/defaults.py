@@ -311,5 +311,12 @@ _C.CUDA.TF32 = True
 _C.OUTPUT_DIR = "output"
 # Seed of model initialisation and of the training data stream.
 _C.SEED = 0
+# Deterministic mode: cuDNN's deterministic algorithms without autotuning,
+# torch.use_deterministic_algorithms (an op with no deterministic CUDA kernel is an
+# error: deep_emotion's grid_sample backward), no TF32; it overrides CUDA settings that
+# would allow those. With it, --resume on a GPU reaches the same bits as an
+# uninterrupted run on that GPU, at some cost in speed. CPU runs are deterministic
+# without it (README, Determinism).
+_C.DETERMINISTIC = False
 # Log training metrics every LOG_PERIOD iterations.
 _C.LOG_PERIOD = 20

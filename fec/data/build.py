@@ -9,6 +9,7 @@ from torch.utils.data import BatchSampler, ConcatDataset, DataLoader
 from fec.config import paths_catalog
 from fec.utils import comm
 from fec.utils.errors import ConfigError, DatasetError
+from fec.utils.device import uses_cuda
 
 from .datasets import DATASETS
 from .face_store import open_store
@@ -98,8 +99,9 @@ def make_data_loader(cfg, is_train, is_distributed=False, start_iter=0):
     world = comm.get_world_size() if is_distributed else 1
     rank = comm.get_rank() if is_distributed else 0
     workers = cfg.DATALOADER.NUM_WORKERS
-    # pinned host memory makes the copies to a GPU asynchronous
-    options = {"num_workers": workers, "pin_memory": torch.cuda.is_available()}
+    # pinned host memory makes the copies to a GPU asynchronous; on a CPU run it would
+    # open a CUDA context on a GPU machine for nothing
+    options = {"num_workers": workers, "pin_memory": uses_cuda(cfg)}
     if workers > 0:
         options.update(persistent_workers=cfg.DATALOADER.PERSISTENT_WORKERS,
                        prefetch_factor=cfg.DATALOADER.PREFETCH_FACTOR)

@@ -18,8 +18,8 @@ import torch.distributed as dist
 
 from fec.config import load_config
 from fec.utils import comm
-from fec.utils.device import resolve_device
-from fec.utils.env import collect_env_info, seed_all
+from fec.utils.device import resolve_device, uses_cuda
+from fec.utils.env import collect_env_info, seed_all, set_deterministic
 from fec.utils.errors import ConfigError, LaunchError
 from fec.utils.logger import setup_logger
 
@@ -37,6 +37,16 @@ def default_argument_parser(description):
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides, after the flags")
     return parser
+
+
+def device_id_supported(version):
+    """Whether init_process_group should get ``device_id``: it exists from torch 2.3, and
+    torch 2.7.0 can hang in NCCL collectives with it (pytorch/pytorch#153960)."""
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(version))
+    if not m:
+        return False
+    v = tuple(int(x or 0) for x in m.groups())
+    return v >= (2, 3, 0) and v[:3] != (2, 7, 0)
 
 
 DistEnv = namedtuple("DistEnv", "rank world_size local_rank master_addr master_port")
@@ -103,7 +113,7 @@ def init_distributed(cfg, local_rank_arg=None):
     comm.set_local_rank(env.local_rank)
     if env.world_size == 1 or comm.is_dist():
         return comm.get_world_size()
-    device = resolve_device(cfg, env.local_rank)
+    device = resolve_device(cfg, env.local_rank, env.world_size)
     backend = cfg.DIST.BACKEND
     if backend == "auto":
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -112,10 +122,12 @@ def init_distributed(cfg, local_rank_arg=None):
     os.environ.setdefault("MASTER_ADDR", env.master_addr)
     os.environ.setdefault("MASTER_PORT", str(env.master_port))
     timeout = datetime.timedelta(seconds=cfg.DIST.TIMEOUT)
+    # device_id binds the NCCL communicator to this process's GPU (set_device above
+    # already points NCCL at it where the argument is missing or unsafe)
+    bind = {"device_id": device} if device.type == "cuda" and device_id_supported(torch.__version__) else {}
     try:
         dist.init_process_group(backend, store=_attempt_store(env, timeout), rank=env.rank,
-                                world_size=env.world_size, timeout=timeout,
-                                device_id=device if device.type == "cuda" else None)
+                                world_size=env.world_size, timeout=timeout, **bind)
     except (RuntimeError, ValueError) as e:  # torch's DistNetworkError / DistStoreError are RuntimeErrors
         reason = " ".join(str(e).split())[:200]
         raise LaunchError(f"process {env.rank} of {env.world_size} could not join the process group at "
@@ -131,6 +143,7 @@ def default_setup(args, name):
     if stray:
         raise ConfigError(f"{stray[0]} comes after the KEY VALUE overrides; put flags first")
     cfg = load_config(args.config_file or None, args.opts)
+    set_deterministic(cfg.DETERMINISTIC)  # before any CUDA work, the process group's included
     init_distributed(cfg, args.local_rank)
     rank = comm.get_rank()
     if cfg.OUTPUT_DIR and rank == 0:
@@ -139,7 +152,7 @@ def default_setup(args, name):
     setup_logger(name, cfg.OUTPUT_DIR, rank)
     logger.info("Using %d process(es)%s", comm.get_world_size(),
                 f", backend {dist.get_backend()}" if comm.is_dist() else "")
-    logger.info("Environment:\n%s", collect_env_info())
+    logger.info("Environment:\n%s", collect_env_info(cuda=uses_cuda(cfg)))
     if args.config_file:
         logger.info("Config file %s", args.config_file)
     logger.info("Running with config:\n%s", cfg)

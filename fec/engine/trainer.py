@@ -24,7 +24,13 @@ def do_train(cfg, model, data_loader, optimizer, scheduler, checkpointer, device
              test_fn=None, writers=None, scaler=None):
     """Trains from ``start_iter`` to SOLVER.MAX_ITER. ``test_fn(iteration)`` evaluates and
     returns a dict of scalars to record; ``writers`` take metric records (rank 0);
-    ``scaler``: the torch.amp.GradScaler for float16 (None: no loss scaling)."""
+    ``scaler``: the torch.amp.GradScaler for float16 (None: no loss scaling).
+
+    The loop does not wait for the device: the losses stay on it until the next log,
+    checkpoint or evaluation, where they are read in one go, averaged over ranks, and
+    checked. A non-finite loss then stops every rank together, before any checkpoint
+    or evaluation of the weights it touched (under float16 the scaler has skipped that
+    step instead, and it is only logged)."""
     logger = logging.getLogger(__name__)
     logger.info("Start training at iteration %d of %d", start_iter, cfg.SOLVER.MAX_ITER)
     meters = MetricLogger(window_size=20)
@@ -35,25 +41,17 @@ def do_train(cfg, model, data_loader, optimizer, scheduler, checkpointer, device
         scaler = torch.amp.GradScaler(device.type, enabled=False)  # its calls pass through
     augment = build_batch_augmentation(cfg, device)  # INPUT.AUGMENT_ON device, else None
     model.train()
-    start_time = end = time.perf_counter()
+    start_time = end = since = time.perf_counter()
     iteration = start_iter
+    pending, names = [], None  # per iteration: the total loss and each term, on the device
     for iteration, batch in enumerate(data_loader, start_iter + 1):
-        data_time = time.perf_counter() - end
+        meters.update(data=time.perf_counter() - end)
         if augment is not None:
             batch = augment(batch)
 
         with autocast(cfg, device):
             loss_dict = model(batch)
         losses = sum(loss_dict.values())
-        # averaged over ranks before the check, so every rank stops together
-        reduced = comm.reduce_dict(loss_dict)
-        total = sum(reduced.values()).item()
-        finite = math.isfinite(total)
-        if not finite and not scaler.is_enabled():
-            raise FloatingPointError(f"loss is {total} at iteration {iteration}: "
-                                     f"{ {k: v.item() for k, v in reduced.items()} }; lower SOLVER.BASE_LR?")
-        if not finite:  # a float16 overflow: the scaler skips this step and lowers its scale
-            logger.warning("loss is %s at iteration %d under float16; the step is skipped", total, iteration)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses).backward()
         if cfg.SOLVER.CLIP_GRAD_NORM > 0:
@@ -62,29 +60,55 @@ def do_train(cfg, model, data_loader, optimizer, scheduler, checkpointer, device
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-
-        if finite:
-            meters.update(loss=total, **reduced)
-        batch_time = time.perf_counter() - end
-        meters.update(time=batch_time, data=data_time)
+        names = names or sorted(loss_dict)
+        pending.append(torch.stack([losses.detach().float(), *(loss_dict[k].detach().float() for k in names)]))
         end = time.perf_counter()
 
+        save = period > 0 and iteration % period == 0 and iteration != max_iter
+        evaluate = test_fn is not None and eval_period > 0 and iteration % eval_period == 0 and iteration != max_iter
+        if save or evaluate or iteration % cfg.LOG_PERIOD == 0 or iteration == max_iter:
+            _record(logger, meters, pending, names, iteration, skipped_ok=scaler.is_enabled())
+            # the step's time, averaged since the last read: per-step times of a device
+            # that is not waited for would only time the queueing
+            step_time = (time.perf_counter() - since) / len(pending)
+            for _ in pending:
+                meters.update(time=step_time)
+            pending = []
         if iteration % cfg.LOG_PERIOD == 0 or iteration == max_iter:
             _log(logger, meters, optimizer, iteration, max_iter, device, writers)
-        if period > 0 and iteration % period == 0 and iteration != max_iter:
+        if save:
             checkpointer.save(f"model_{iteration:07d}", iteration)
-        if test_fn is not None and eval_period > 0 and iteration % eval_period == 0 and iteration != max_iter:
+        if evaluate:
             scalars = test_fn(iteration)
             if writers and scalars:
                 writers.write(iteration, scalars)
             model.train()
-            end = time.perf_counter()
+        if not pending:
+            end = since = time.perf_counter()
+    if pending:  # a loader that ended before MAX_ITER
+        _record(logger, meters, pending, names, iteration, skipped_ok=scaler.is_enabled())
     if iteration == max_iter:
         checkpointer.save("model_final", iteration)
     total = time.perf_counter() - start_time
     logger.info("Training: %d iterations in %s (%.3f s / it)", iteration - start_iter,
                 datetime.timedelta(seconds=int(total)), total / max(iteration - start_iter, 1))
     return iteration
+
+
+def _record(logger, meters, pending, names, iteration, skipped_ok=False):
+    """Reads the losses of the iterations up to ``iteration`` (one host sync), averaged
+    over ranks so that every rank sees the same values and stops at the same one.
+    ``skipped_ok``: a non-finite loss is a float16 overflow whose step the scaler skipped."""
+    values = comm.reduce_dict({"losses": torch.stack(pending)})["losses"].cpu()
+    first = iteration - len(pending) + 1
+    for i, row in enumerate(values.tolist()):
+        if all(math.isfinite(v) for v in row):
+            meters.update(loss=row[0], **dict(zip(names, row[1:])))
+        elif skipped_ok:
+            logger.warning("loss is %s at iteration %d under float16; the step was skipped", row[0], first + i)
+        else:
+            raise FloatingPointError(f"loss is {row[0]} at iteration {first + i}: {dict(zip(names, row[1:]))}; "
+                                     f"lower SOLVER.BASE_LR?")
 
 
 def _log(logger, meters, optimizer, iteration, max_iter, device, writers):

@@ -29,7 +29,7 @@ from fec.data.detect import build_detector
 from fec.data.transforms import EvalTransform
 from fec.modeling import build_model
 from fec.modeling.meta_arch.base import check_output_keys
-from fec.utils.checkpoint import Checkpointer
+from fec.utils.checkpoint import Checkpointer, device_of
 from fec.utils.device import resolve_device
 
 from .images import is_batch, to_rgb
@@ -155,14 +155,16 @@ def prediction_config(config=None, opts=()):
 class ExpressionPredictor:
     """``model``: a fec model (eval input ``{"image": (N, 3, S, S) uint8 RGB}``).
     ``detector``: "mtcnn" (default), "haar", "none" (inputs are face crops) or a callable
-    as in fec.data.detect. ``box_expansion``: how much the detector's box is grown
-    (of its longer side) before squaring; ``grey``: turn the crops grey (replicated to
+    as in fec.data.detect. ``device``: where the model runs (None: where it is).
+    ``box_expansion``: how much the detector's box is grown (of its longer side) before
+    squaring; ``grey``: turn the crops grey (replicated to
     three channels), for models trained on grey faces. ``seconds``: time spent per
     stage (detect, crop, model) since the last ``reset_timings``."""
 
-    def __init__(self, model, input_size, detector="mtcnn", class_names=(), batch_size=64, device="cpu",
+    def __init__(self, model, input_size, detector="mtcnn", class_names=(), batch_size=64, device=None,
                  min_score=0.9, min_face_size=20, box_expansion=BOX_EXPANSION, grey=False, intensity_names=()):
-        self.device = torch.device(device)
+        # the model stays where it is unless told otherwise
+        self.device = device_of(model) if device is None else torch.device(device)
         self.model = model.to(self.device).eval()
         self.input_size = int(input_size)
         self.transform = EvalTransform(self.input_size)

@@ -71,6 +71,17 @@ def _cat(arrays, empty):
     return np.concatenate(arrays) if arrays else empty
 
 
+def _model_config(cfg):
+    """What the index records of the model: its config, less the device it ran on (an
+    index built on a GPU is queried and resumed on any device)."""
+    if cfg is None:
+        return ""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.DEVICE = "auto"
+    return cfg.dump()
+
+
 def build_index(predictor, folder, out, checkpoint, save_every_s=60.0, progress=True):
     """Embed every face of the images under ``folder`` with ``predictor`` and write the
     index to ``out``. Returns the Index. Unreadable images and images without a face
@@ -79,7 +90,7 @@ def build_index(predictor, folder, out, checkpoint, save_every_s=60.0, progress=
     if not paths:
         raise ValueError(f"no images under {folder}")
     meta = {"format": INDEX_FORMAT, "folder": os.path.abspath(folder), "checkpoint": os.path.abspath(checkpoint),
-            "detector": predictor.detector_name, "config": predictor.cfg.dump() if predictor.cfg is not None else ""}
+            "detector": predictor.detector_name, "config": _model_config(predictor.cfg)}
     partial = out + ".partial"
     index = None
     if os.path.exists(partial):

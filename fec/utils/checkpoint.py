@@ -1,6 +1,8 @@
 """Checkpoints: model, optimizer, scheduler, loss scaler, iteration and RNG states in one file,
 written atomically, with a ``last_checkpoint`` tag naming the newest complete one."""
 import errno
+import io
+import itertools
 import logging
 import os
 import random
@@ -9,6 +11,7 @@ import re
 import numpy as np
 import torch
 
+from . import comm
 from .errors import CheckpointError, ConfigError, DiskFullError, MissingFileError
 from .io import atomic_path, atomic_write
 
@@ -56,7 +59,17 @@ def read_checkpoint(path, what="checkpoint"):
                               f"check the path") from e
 
 
-def get_rng_states():
+def device_of(model):
+    """The device of a model's first parameter or buffer (CPU for an empty model)."""
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def get_rng_states(device=None):
+    """This process's RNG states: torch's CPU generator, NumPy's, Python's, and the CUDA
+    generator of ``device`` when it is a GPU. No other GPU is touched: a CPU run opens no
+    CUDA context, and a process saves nothing of the GPUs other processes use."""
     np_state = np.random.get_state()
     states = {
         "torch": torch.get_rng_state(),
@@ -64,19 +77,55 @@ def get_rng_states():
                   "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
         "python": random.getstate(),
     }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
     return states
 
 
-def set_rng_states(states):
+def set_rng_states(states, device=None):
+    """The inverse of get_rng_states; the CUDA state goes to ``device`` when it is a GPU
+    and the states have one (a CPU-written checkpoint leaves the GPU's seeded state)."""
     torch.set_rng_state(states["torch"])
     n = states["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))
     random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    cuda = states.get("cuda")
+    if cuda is None or device is None or device.type != "cuda":
+        return
+    if isinstance(cuda, (list, tuple)):  # older checkpoints: every visible GPU's state, from rank 0
+        index = device.index or 0
+        if index >= len(cuda):
+            return
+        cuda = cuda[index]
+    torch.cuda.set_rng_state(cuda, device)
+
+
+def own_rng_states(rng, logger):
+    """This rank's entry of a checkpoint's per-rank RNG states. Resumed by another number
+    of processes, rank r continues rank r mod (ranks at save time)."""
+    if "ranks" not in rng:  # older checkpoints: one process's states
+        return rng
+    ranks, rank, world = rng["ranks"], comm.get_rank(), comm.get_world_size()
+    if len(ranks) != world and rank == 0:
+        logger.warning("the checkpoint holds the RNG states of %d process(es), this run has %d: process r takes "
+                       "those of process r mod %d (the data stream is not affected)", len(ranks), world, len(ranks))
+    return ranks[rank % len(ranks)]
+
+
+# Optimizer options that choose kernels for the device the parameters are on.
+DEVICE_OPTIONS = ("fused", "foreach", "capturable")
+
+
+def load_optimizer_state(optimizer, state):
+    """``optimizer.load_state_dict(state)`` keeping the optimizer's own kernel options
+    (DEVICE_OPTIONS), which make_optimizer chose for this run's device: a checkpoint
+    written on the CPU resumed on a GPU keeps the fused kernel, and the other way round.
+    They are set before loading, so torch places each state (``step``) for them."""
+    groups = [{**saved, **{k: own[k] for k in DEVICE_OPTIONS if k in own}}
+              for saved, own in zip(state["param_groups"], optimizer.param_groups)]
+    groups += state["param_groups"][len(groups):]  # a count mismatch stays torch's error
+    optimizer.load_state_dict({**state, "param_groups": groups})
 
 
 def _plain_key(key):
@@ -150,9 +199,14 @@ class Checkpointer:
         self.logger = logging.getLogger(__name__)
 
     def save(self, name, iteration):
-        if not (self.save_dir and self.save_to_disk):
+        """Every process calls it: each one's RNG states (its own device's) are gathered
+        into the checkpoint, which the process with ``save_to_disk`` (rank 0) writes."""
+        if not self.save_dir:
             return
-        data = {"model": unwrap(self.model).state_dict(), "iteration": iteration, "rng": get_rng_states()}
+        rng = comm.all_gather(get_rng_states(device_of(self.model)))
+        if not self.save_to_disk:
+            return
+        data = {"model": unwrap(self.model).state_dict(), "iteration": iteration, "rng": {"ranks": rng}}
         if self.optimizer is not None:
             data["optimizer"] = self.optimizer.state_dict()
         if self.scheduler is not None:
@@ -196,14 +250,16 @@ class Checkpointer:
         path = os.path.join(self.save_dir, name)
         return path if os.path.exists(path) else None
 
-    def load(self, path, resume=False, skip_prefixes=()):
+    def load(self, path, resume=False, skip_prefixes=(), from_main=False):
         """Load weights from ``path``; with ``resume``, also optimizer, scheduler, loss
         scaler and RNG states. Returns the iteration to continue from (0 when not resuming).
-        ``skip_prefixes``: model keys not to load (see load_model_state)."""
+        ``skip_prefixes``: model keys not to load (see load_model_state). ``from_main``:
+        every process calls it with rank 0's ``path``; a process whose machine lacks
+        that file (several machines without a shared filesystem) gets it from rank 0."""
         if resume and skip_prefixes:
             raise ConfigError("resuming loads the whole checkpoint; MODEL.WEIGHTS_SKIP is for starting weights")
         self.logger.info("Loading checkpoint %s", path)
-        data = read_checkpoint(path)
+        data = self._read_from_main(path) if from_main and comm.get_world_size() > 1 else read_checkpoint(path)
         state = data["model"] if isinstance(data, dict) and "model" in data else data
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CheckpointError(f"checkpoint {path} holds no model weights (a dict of tensors); "
@@ -216,7 +272,10 @@ class Checkpointer:
                 if key not in data:
                     raise CheckpointError(f"checkpoint {path} has no {key} state to resume from; "
                                           f"start it as MODEL.WEIGHTS instead of resuming")
-                obj.load_state_dict(data[key])
+                if key == "optimizer":
+                    load_optimizer_state(obj, data[key])
+                else:
+                    obj.load_state_dict(data[key])
         if self.scaler is not None and self.scaler.is_enabled():
             if "scaler" in data:
                 self.scaler.load_state_dict(data["scaler"])
@@ -224,5 +283,21 @@ class Checkpointer:
                 self.logger.info("checkpoint %s has no loss-scaler state (trained without float16); the loss "
                                  "scale starts afresh", path)
         if "rng" in data:
-            set_rng_states(data["rng"])
+            set_rng_states(own_rng_states(data["rng"], self.logger), device_of(self.model))
         return int(data.get("iteration", 0))
+
+    def _read_from_main(self, path):
+        found = comm.all_gather(os.path.isfile(path))
+        if not found[0]:  # the same error on every rank, so none waits for the others
+            raise MissingFileError(f"checkpoint {path} not found on the machine of rank 0")
+        if all(found):
+            return read_checkpoint(path)
+        payload = None
+        if comm.is_main_process():
+            with open(path, "rb") as f:
+                payload = f.read()
+        payload = comm.broadcast_bytes(payload)
+        if found[comm.get_rank()]:
+            return read_checkpoint(path)
+        self.logger.warning("%s is not on this machine: loaded rank 0's copy (%d bytes)", path, len(payload))
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)

@@ -50,6 +50,38 @@ def all_gather(obj):
     return out
 
 
+def _comm_device():
+    """Where tensors for a collective live: nccl takes this process's GPU, gloo the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def broadcast_object(obj, src=0):
+    """Rank ``src``'s ``obj`` (a small picklable value) on every rank."""
+    if get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src)
+    return box[0]
+
+
+def broadcast_bytes(data, src=0):
+    """Rank ``src``'s ``data`` (bytes; ignored elsewhere) on every rank, sent as a
+    tensor: no pickle, so a file sent this way is read like the file itself."""
+    if get_world_size() == 1:
+        return data
+    device = _comm_device()
+    size = torch.tensor([len(data) if get_rank() == src else 0], dtype=torch.int64, device=device)
+    dist.broadcast(size, src)
+    if get_rank() == src:
+        buf = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
+    else:
+        buf = torch.empty(int(size.item()), dtype=torch.uint8, device=device)
+    dist.broadcast(buf, src)
+    return data if get_rank() == src else buf.cpu().numpy().tobytes()
+
+
 def reduce_dict(values, average=True):
     """A dict of scalar tensors summed (or averaged) over ranks; same keys everywhere."""
     world = get_world_size()

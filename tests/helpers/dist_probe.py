@@ -14,5 +14,6 @@ if __name__ == "__main__":
     model = train_net.main()
     rank = os.environ.get("RANK", "0")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    torch.save({"state": state, "argv": sys.argv, "world_size": os.environ.get("WORLD_SIZE")},
+    torch.save({"state": state, "argv": sys.argv, "world_size": os.environ.get("WORLD_SIZE"),
+                "cuda_devices": torch.cuda.device_count()},
                os.path.join(os.environ["PROBE_DIR"], f"rank{rank}.pt"))

@@ -27,6 +27,10 @@ class LinearHead(nn.Module):
     def loss(self, pred, target):
         raise NotImplementedError
 
+    def check_target(self, target):
+        """Checks the training target where the loader delivered it, before the copy to
+        the model's device (none by default)."""
+
 
 class ClassificationHead(LinearHead):
     """``logits`` (N, C); cross-entropy against ``label`` (N,) int64, or against
@@ -55,12 +59,19 @@ class ClassificationHead(LinearHead):
                                    label_smoothing=self.label_smoothing)
             return {"loss_cls": self.loss_weight * loss}
         labels = target.long()
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(f"labels must be in 0..{self.num_classes - 1} "
-                             f"(MODEL.CLASSIFIER.NUM_CLASSES = {self.num_classes}), got "
-                             f"{int(labels.min())}..{int(labels.max())}")
         loss = F.cross_entropy(pred, labels, weight=self.class_weights, label_smoothing=self.label_smoothing)
         return {"loss_cls": self.loss_weight * loss}
+
+
+    def check_target(self, target):
+        """Class indices in range, checked on the host (no GPU wait); labels that
+        already live on a GPU are left to cross_entropy's own device-side check."""
+        if target.is_floating_point() or target.device.type != "cpu" or not target.numel():
+            return
+        low, high = int(target.min()), int(target.max())
+        if low < 0 or high >= self.num_classes:
+            raise ValueError(f"labels must be in 0..{self.num_classes - 1} "
+                             f"(MODEL.CLASSIFIER.NUM_CLASSES = {self.num_classes}), got {low}..{high}")
 
 
 class ValenceArousalHead(LinearHead):

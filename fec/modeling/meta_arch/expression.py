@@ -50,14 +50,19 @@ class ExpressionNet(RawPixelModel):
         losses = {}
         for head in self.heads.values():
             key = head.soft_target_key if head.soft_target_key in batch else head.target_key
-            losses.update(head.loss(out[head.output_key], self._target(batch, key)))
+            losses.update(head.loss(out[head.output_key], self._target(batch, key, head.check_target)))
         return losses
 
-    def _target(self, batch, key):
+    def _target(self, batch, key, check=None):
+        """The batch's ``key`` on the model's device, ``check``ed where the loader
+        delivered it (on the host): a check on the GPU would wait for it every step."""
         if key not in batch:
             raise KeyError(f"the training batch has no {key!r}: this model's heads ({', '.join(self.heads)}) "
                            f"need a dataset that provides it (DATASETS.TRAIN)")
-        return torch.as_tensor(batch[key]).to(self.device, non_blocking=True)
+        target = torch.as_tensor(batch[key])
+        if check is not None:
+            check(target)
+        return target.to(self.device, non_blocking=True)
 
 
 class Classifier(ExpressionNet):
