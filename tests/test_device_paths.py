@@ -80,6 +80,7 @@ def captured_init(monkeypatch):
     """init_distributed of rank 0 of 2 up to init_process_group, whose arguments are kept."""
     calls = []
     monkeypatch.setattr(defaults.dist, "init_process_group", lambda *a, **k: calls.append(k))
+    monkeypatch.setattr(defaults, "_attempt_store", lambda env, timeout: None)  # no rendezvous
     monkeypatch.setattr(os, "environ", {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0",
                                                  "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999"})
     yield calls
