@@ -165,7 +165,7 @@ def test_malformed_rows_name_file_and_line(tmp_path, faces, bad_line, message):
 def test_header_without_pixels_and_empty_file(tmp_path):
     p = tmp_path / "a.csv"
     p.write_text("emotion,Usage\n0,Training\n")
-    with pytest.raises(ValueError, match="a.csv: no 'pixels' column"):
+    with pytest.raises(ValueError, match="a.csv, line 1: no 'pixels' column"):
         load_fer2013(str(p))
     p.write_text("")
     with pytest.raises(ValueError, match="a.csv is empty"):

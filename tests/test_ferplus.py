@@ -145,7 +145,8 @@ def test_files_that_do_not_belong_together(tmp_path):
     with pytest.raises(ValueError, match="18 rows but .*fer2013.csv has 9 faces"):
         build_dataset(_cfg(tmp_path), "ferplus_train", False)
     write_files(tmp_path, fer_usages=["PublicTest"] + USAGES[1:])
-    with pytest.raises(ValueError, match="row 1 of .*fer2013new.csv is Training but face 1 of .* is PublicTest"):
+    with pytest.raises(ValueError, match="fer2013new.csv, line 2: Usage Training but the face it labels, "
+                                         ".*fer2013.csv, line 2, is PublicTest"):
         build_dataset(_cfg(tmp_path), "ferplus_train", False)
     write_files(tmp_path)
     (tmp_path / "ferplus" / "fer2013new.csv").write_text("Usage,neutral\n")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fec.utils.errors import DatasetFormatError
+
 
 def crop_id(url, box):
     """Stable file stem of the face crop of ``box`` in the image at ``url``.
@@ -275,7 +277,7 @@ def _chunks(path):
 def read_fec_csv(path, strict=True):
     """Parse an official FEC CSV into an :class:`FECTable`.
 
-    A malformed row raises ValueError naming the file, the line and the reason when
+    A malformed row raises DatasetFormatError (a ValueError) naming the file, the line and the reason when
     ``strict``; otherwise it is skipped and counted in ``table.skipped`` by reason.
     """
     path = str(path)
@@ -303,7 +305,10 @@ def _read(path, strict):
                 if problem is None:
                     keep.append(i)
                 elif strict:
-                    raise ValueError(f"{path}, line {lines[i]}: {problem[0]}: {problem[1]}") from None
+                    raise DatasetFormatError(
+                        f"{path}, line {lines[i]}: {problem[0]}: {problem[1]}; an FEC row is {NUM_COLUMNS} "
+                        "comma-separated fields (3 × url,left,right,top,bottom, the triplet type, 6 × "
+                        "annotator,1|2|3): fix or delete that line, or download the CSV again") from None
                 else:
                     skipped[problem[0]] += 1
             if not keep:

@@ -45,6 +45,11 @@ class DatasetError(MissingFileError):
     """A dataset that is not linked or not prepared."""
 
 
+class DatasetFormatError(UserError, ValueError):
+    """A dataset file whose contents are not in its format: the message names the file,
+    the line (1-based, as an editor shows it), what was expected there and the fix."""
+
+
 class CheckpointError(UserError, RuntimeError):
     """A file that is not a checkpoint, is truncated, or is of another model."""
 

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from fec.data.crop import square_pixel_box
 from fec.utils import comm
-from fec.utils.errors import DatasetError
+from fec.utils.errors import DatasetError, DatasetFormatError
 
 from .triplet import DATASETS
 from .expression import AFFECTNET_CLASSES, ExpressionDataset
@@ -45,6 +45,7 @@ NON_EMOTIONS = {8: "none", 9: "uncertain", 10: "no-face"}
 MISSING = -2.0
 _LINK_HINT = ("run `make link AFFECTNET=/path/to/affectnet` (the folder holding training.csv, validation.csv "
               "and Manually_Annotated_Images/) to point datasets/affectnet at it")
+_FIX = "fix or delete that line, or take the CSV again from AffectNet's Manually_Annotated_file_lists/"
 
 
 class AffectNetTable(NamedTuple):
@@ -71,42 +72,48 @@ def read_affectnet_csv(path):
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
-            raise ValueError(f"{path} is empty: an AffectNet CSV starts with the header {','.join(COLUMNS)}") from None
+            raise DatasetFormatError(f"{path} is empty: an AffectNet CSV starts with the header "
+                                     f"{','.join(COLUMNS)}; {_LINK_HINT}") from None
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{path}: the header lacks {', '.join(missing)}; expected {','.join(COLUMNS)}")
+            raise DatasetFormatError(f"{path}, line 1: the header lacks {', '.join(missing)}; expected "
+                                     f"{','.join(COLUMNS)}; {_FIX}")
         col = {c: header.index(c) for c in COLUMNS}
         width = max(col.values()) + 1
         bar = tqdm(reader, desc=f"reading {os.path.basename(path)}", unit=" rows", leave=False,
-                   disable=not comm.is_main_process())
+                   disable=None if comm.is_main_process() else True)  # None: on a terminal only
         for row in bar:
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             where = f"{path}, line {line}"
             if len(row) < width:
-                raise ValueError(f"{where}: {len(row)} fields, expected {len(header)}")
+                raise DatasetFormatError(f"{where}: {len(row)} fields, expected {len(header)} "
+                                         f"({','.join(header)}); {_FIX}")
             name = row[col["subDirectory_filePath"]].strip()
             if not _safe_relative(name):
-                raise ValueError(f"{where}: subDirectory_filePath {name!r} must be a relative path inside the "
-                                 "image folder")
+                raise DatasetFormatError(f"{where}: subDirectory_filePath {name!r} must be a relative path inside "
+                                         f"the image folder; {_FIX}")
             try:
                 box = [float(row[col[c]]) for c in ("face_x", "face_y", "face_width", "face_height")]
                 v, a = float(row[col["valence"]]), float(row[col["arousal"]])
             except ValueError as e:
-                raise ValueError(f"{where}: {e}") from None
+                raise DatasetFormatError(f"{where}: the face box, valence and arousal must be numbers ({e}); "
+                                         f"{_FIX}") from None
             if not all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
-                raise ValueError(f"{where}: face box {box} needs finite values and a positive width and height")
+                raise DatasetFormatError(f"{where}: face box {box} needs finite values and a positive width and "
+                                         f"height; {_FIX}")
             text = row[col["expression"]].strip()
             try:
                 e = int(text)
             except ValueError:
                 e = -1
             if not 0 <= e <= 10:
-                raise ValueError(f"{where}: expression {text!r} is not one of 0..10")
+                raise DatasetFormatError(f"{where}: expression {text!r} is not one of 0..10; {_FIX}")
             for key, x in (("valence", v), ("arousal", a)):
                 if x != MISSING and not -1.0 <= x <= 1.0:
-                    raise ValueError(f"{where}: {key} {x} is outside [-1, 1] (and not -2, missing)")
+                    raise DatasetFormatError(f"{where}: {key} {x} is outside [-1, 1] (and not -2, missing); "
+                                             f"{_FIX}")
             paths.append(name)
             boxes.append(box)
             expression.append(e)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from fec.utils import comm
 from fec.utils.io import atomic_write
-from fec.utils.errors import ConfigError, DatasetError
+from fec.utils.errors import ConfigError, DatasetError, DatasetFormatError
 
 from .triplet import DATASETS
 from .expression import FER2013_CLASSES, FER_SIZE, ExpressionDataset, grey_to_rgb
@@ -37,6 +37,11 @@ logger = logging.getLogger(__name__)
 
 USAGES = ("Training", "PublicTest", "PrivateTest")
 CACHE_VERSION = 1
+
+# How a FER2013 CSV row reads, and the fix for one that does not.
+_ROW_FORM = ("a row is emotion,pixels,Usage: an emotion 0..6, 2304 (48×48) space-separated grey values "
+             "0..255, and Training, PublicTest or PrivateTest")
+_FIX = "fix or delete that line, or download the CSV again"
 
 
 class FER2013Table(NamedTuple):
@@ -52,11 +57,12 @@ def _header(names, path):
         key = name.strip().lower()
         if key in ("emotion", "pixels", "usage"):
             if key in cols:
-                raise ValueError(f"{path}: column {name.strip()!r} appears twice in the header")
+                raise DatasetFormatError(f"{path}, line 1: column {name.strip()!r} appears twice in the header; "
+                                         "a FER2013 CSV's header is emotion,pixels,Usage")
             cols[key] = k
     if "pixels" not in cols:
-        raise ValueError(f"{path}: no 'pixels' column in the header {names!r}; a FER2013 CSV has "
-                         "emotion, pixels and Usage")
+        raise DatasetFormatError(f"{path}, line 1: no 'pixels' column in the header {','.join(names)!r}; "
+                                 "a FER2013 CSV's header is emotion,pixels,Usage (the test form: pixels alone)")
     return cols
 
 
@@ -69,26 +75,31 @@ def parse_fer2013_csv(path):
         try:
             header = next(reader)
         except StopIteration:
-            raise ValueError(f"{path} is empty: a FER2013 CSV starts with a header line") from None
+            raise DatasetFormatError(f"{path} is empty: a FER2013 CSV starts with the header line "
+                                     "emotion,pixels,Usage; download it again") from None
         cols = _header(header, path)
         width = max(cols.values()) + 1
         bar = tqdm(reader, desc=f"parsing {os.path.basename(path)}", unit=" rows", leave=False,
-                   disable=not comm.is_main_process())
+                   disable=None if comm.is_main_process() else True)  # None: on a terminal only
         for row in bar:
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line
             where = f"{path}, line {line}"
             if len(row) < width:
-                raise ValueError(f"{where}: {len(row)} fields, expected {len(header)} ({', '.join(header)})")
+                raise DatasetFormatError(f"{where}: {len(row)} fields, expected {len(header)} ({', '.join(header)}); "
+                                         f"{_ROW_FORM}; {_FIX}")
             try:
                 values = np.fromstring(row[cols["pixels"]], dtype=np.int32, sep=" ")
             except ValueError:
-                raise ValueError(f"{where}: pixels must be space-separated integers") from None
+                raise DatasetFormatError(f"{where}: pixels must be space-separated integers; {_ROW_FORM}; "
+                                         f"{_FIX}") from None
             if values.size != FER_SIZE * FER_SIZE:
-                raise ValueError(f"{where}: {values.size} pixel values, expected {FER_SIZE * FER_SIZE} (48×48)")
+                raise DatasetFormatError(f"{where}: {values.size} pixel values, expected {FER_SIZE * FER_SIZE} "
+                                         f"(48×48); {_FIX}")
             if values.min() < 0 or values.max() > 255:
-                raise ValueError(f"{where}: pixel values must be within 0..255, got {values.min()}..{values.max()}")
+                raise DatasetFormatError(f"{where}: pixel values must be within 0..255, got "
+                                         f"{values.min()}..{values.max()}; {_FIX}")
             pixels.append(values.astype(np.uint8).reshape(FER_SIZE, FER_SIZE))
             if "emotion" in cols:
                 text = row[cols["emotion"]].strip()
@@ -97,17 +108,18 @@ def parse_fer2013_csv(path):
                 except ValueError:
                     label = -1
                 if not 0 <= label < len(FER2013_CLASSES):
-                    raise ValueError(f"{where}: emotion {text!r} is not one of 0..6 "
-                                     f"({', '.join(FER2013_CLASSES)})")
+                    raise DatasetFormatError(f"{where}: emotion {text!r} is not one of 0..6 "
+                                             f"({', '.join(FER2013_CLASSES)}); {_FIX}")
                 labels.append(label)
             if "usage" in cols:
                 text = row[cols["usage"]].strip()
                 if not text:
-                    raise ValueError(f"{where}: empty Usage")
+                    raise DatasetFormatError(f"{where}: empty Usage, expected Training, PublicTest or "
+                                             f"PrivateTest; {_FIX}")
                 usage.append(text)
             lines.append(line)
     if not pixels:
-        raise ValueError(f"{path} has a header but no rows")
+        raise DatasetFormatError(f"{path} has a header but no rows; download it again")
     return FER2013Table(
         np.stack(pixels),
         np.asarray(labels, dtype=np.int64) if "emotion" in cols else None,
@@ -211,17 +223,18 @@ class FER2013Dataset(ExpressionDataset):
         table = load_fer2013(csv, cache_dir)
         name = name or os.path.splitext(os.path.basename(csv))[0] + (f"_{usage}" if isinstance(usage, str) else "")
         if table.labels is None and require_labels:
-            raise ValueError(f"{csv} has no 'emotion' column (an unlabelled file such as Kaggle's test.csv): "
-                             "it can be predicted on, not trained or evaluated on")
+            raise DatasetFormatError(f"{csv} has no 'emotion' column in its header, line 1 (an unlabelled file "
+                                     "such as Kaggle's test.csv): it can be predicted on, not trained or evaluated on")
         keep = np.ones(len(table.pixels), dtype=bool)
         if usage is not None:
             wanted = _as_list(usage)
             if table.usage is None:
-                raise ValueError(f"{csv} has no 'Usage' column, so rows of Usage {wanted} cannot be chosen")
+                raise DatasetFormatError(f"{csv} has no 'Usage' column in its header, line 1, so rows of Usage "
+                                         f"{wanted} cannot be chosen; link the fer2013.csv that has one")
             keep = np.isin(table.usage, wanted)
             if not keep.any():
                 found = ", ".join(sorted(set(table.usage.tolist())))
-                raise ValueError(f"{csv} has no rows of Usage {wanted}; it has: {found}")
+                raise ConfigError(f"{csv} has no rows of Usage {wanted}; it has: {found}")
         self.csv = csv
         self.pixels = table.pixels[keep]
         self.lines = table.lines[keep]

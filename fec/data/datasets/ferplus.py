@@ -27,7 +27,7 @@ import os
 import numpy as np
 import torch
 
-from fec.utils.errors import ConfigError, DatasetError
+from fec.utils.errors import ConfigError, DatasetError, DatasetFormatError
 
 from .expression import ExpressionDataset, grey_to_rgb
 from .fer2013 import load_fer2013
@@ -46,36 +46,43 @@ NO_IMAGE, NO_MAJORITY, UNKNOWN_MAJORITY, NF_MAJORITY = -1, -2, -3, -4
 DROP_REASONS = {NO_IMAGE: "without an image name", NO_MAJORITY: "without a majority (ties, single votes)",
                 UNKNOWN_MAJORITY: "with an unknown majority", NF_MAJORITY: "with a not-a-face majority"}
 _LINK_HINT = "run `make link FERPLUS=FOLDER` on the folder holding Microsoft's fer2013new.csv"
+_ROW_FORM = "a row is Usage, Image name, then 10 vote counts (whole numbers, 0 or more)"
+_FIX = "fix or delete that line, or download fer2013new.csv again from Microsoft's FERPlus repository"
 
 
 def parse_ferplus_csv(path):
-    """(usage (N,) str, image names (N,) str, votes (N, 10) int64) of a fer2013new.csv."""
+    """(usage (N,) str, image names (N,) str, votes (N, 10) int64, lines (N,) int64) of a
+    fer2013new.csv; ``lines`` is each row's line in the file (the header is line 1)."""
     if not os.path.isfile(path):
         raise DatasetError(f"{path} does not exist; {_LINK_HINT}")
-    usage, names, votes = [], [], []
+    usage, names, votes, lines = [], [], [], []
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if [h.lower() for h in header] != [h.lower() for h in HEADER]:
-            raise ValueError(f"{path}: header {','.join(header)!r} is not FER+'s {','.join(HEADER)!r}")
+            raise DatasetFormatError(f"{path}, line 1: header {','.join(header)!r} is not FER+'s "
+                                     f"{','.join(HEADER)!r}; {_FIX}")
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             where = f"{path}, line {reader.line_num}"
             if len(row) != len(HEADER):
-                raise ValueError(f"{where}: {len(row)} fields, expected {len(HEADER)}")
+                raise DatasetFormatError(f"{where}: {len(row)} fields, expected {len(HEADER)} ({_ROW_FORM}); "
+                                         f"{_FIX}")
             try:
                 counts = [int(v) for v in row[2:]]
             except ValueError:
-                raise ValueError(f"{where}: votes must be whole numbers, got {','.join(row[2:])}") from None
+                raise DatasetFormatError(f"{where}: votes must be whole numbers, got {','.join(row[2:])} "
+                                         f"({_ROW_FORM}); {_FIX}") from None
             if min(counts) < 0:
-                raise ValueError(f"{where}: negative vote count")
+                raise DatasetFormatError(f"{where}: negative vote count ({_ROW_FORM}); {_FIX}")
             usage.append(row[0].strip())
             names.append(row[1].strip())
             votes.append(counts)
+            lines.append(reader.line_num)
     if not votes:
-        raise ValueError(f"{path} has a header but no rows")
-    return np.asarray(usage), np.asarray(names), np.asarray(votes, dtype=np.int64)
+        raise DatasetFormatError(f"{path} has a header but no rows; {_FIX}")
+    return np.asarray(usage), np.asarray(names), np.asarray(votes, dtype=np.int64), np.asarray(lines, np.int64)
 
 
 def outlier_free(votes):
@@ -118,19 +125,22 @@ class FERPlusDataset(ExpressionDataset):
         if label_mode not in LABEL_MODES:
             raise ConfigError(f"DATASETS.FERPLUS.LABEL_MODE must be one of {', '.join(LABEL_MODES)}, "
                               f"got {label_mode!r}")
-        usages, names, votes = parse_ferplus_csv(csv_path)
+        usages, names, votes, lines = parse_ferplus_csv(csv_path)
         release = locate_fer2013(fer2013)
         if release.kind != "csv":
             raise DatasetError(f"FER+ labels the faces of fer2013.csv by row, so it needs fer2013.csv or "
                              f"icml_face_data.csv (every face, in order) in {fer2013}; it holds {release.describe()}")
         table = load_fer2013(release.csv, cache_dir)
         if len(table.pixels) != len(votes):
-            raise ValueError(f"{csv_path} has {len(votes)} rows but {release.csv} has {len(table.pixels)} faces: "
-                             "FER+'s row i labels FER2013's face i, so both must be the full files")
+            raise DatasetFormatError(f"{csv_path} has {len(votes)} rows but {release.csv} has {len(table.pixels)} "
+                                     f"faces (their last at line {lines[-1]} and line {table.lines[-1]}): FER+'s "
+                                     "row i labels FER2013's face i, so both must be the full, unedited files; link "
+                                     "the complete fer2013.csv and fer2013new.csv")
         if table.usage is not None and not np.array_equal(table.usage, usages):
             i = int(np.flatnonzero(table.usage != usages)[0])
-            raise ValueError(f"row {i + 1} of {csv_path} is {usages[i]} but face {i + 1} of {release.csv} is "
-                             f"{table.usage[i]}: the two files are not in the same order")
+            raise DatasetFormatError(f"{csv_path}, line {lines[i]}: Usage {usages[i]} but the face it labels, "
+                                     f"{release.csv}, line {table.lines[i]}, is {table.usage[i]}: the two files are "
+                                     "not in the same order; link the unedited fer2013.csv and fer2013new.csv")
         in_split = usages == usage
         if not in_split.any():
             raise ConfigError(f"{csv_path} has no rows of Usage {usage!r}; it has: {', '.join(sorted(set(usages)))}")

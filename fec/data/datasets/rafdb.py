@@ -15,7 +15,7 @@ import os
 import cv2
 import numpy as np
 
-from fec.utils.errors import ConfigError, DatasetError
+from fec.utils.errors import ConfigError, DatasetError, DatasetFormatError
 
 from .expression import ExpressionDataset
 from .triplet import DATASETS
@@ -27,6 +27,7 @@ LABEL_FILE = os.path.join("EmoLabel", "list_patition_label.txt")
 ALIGNED_DIR = os.path.join("Image", "aligned")
 SPLITS = ("train", "test")
 _LINK_HINT = "run `make link RAFDB=FOLDER` on the folder holding EmoLabel/ and Image/aligned/"
+_FIX = "fix or delete that line, or take the label file again from RAF-DB's basic/EmoLabel/"
 
 
 def aligned_name(name):
@@ -47,13 +48,15 @@ def parse_label_file(path):
                 continue
             where = f"{path}, line {line_no}"
             if len(fields) != 2:
-                raise ValueError(f"{where}: expected '<image name> <label 1-7>', got {line.strip()!r}")
+                raise DatasetFormatError(f"{where}: expected '<image name> <label 1-7>', got {line.strip()!r}; "
+                                         f"{_FIX}")
             name, label = fields
             if label not in {str(k) for k in range(1, 8)}:
-                raise ValueError(f"{where}: label {label!r} is not one of 1..7 ({', '.join(RAFDB_CLASSES)})")
+                raise DatasetFormatError(f"{where}: label {label!r} is not one of 1..7 "
+                                         f"({', '.join(RAFDB_CLASSES)}); {_FIX}")
             entries.append((name, int(label) - 1))
     if not entries:
-        raise ValueError(f"{path} lists no images")
+        raise DatasetFormatError(f"{path} lists no images: each line is '<image name> <label 1-7>'; {_LINK_HINT}")
     return entries
 
 
@@ -70,7 +73,8 @@ class RAFDBDataset(ExpressionDataset):
         label_file = os.path.join(folder, LABEL_FILE)
         entries = [(n, k) for n, k in parse_label_file(label_file) if n.startswith(split + "_")]
         if not entries:
-            raise ValueError(f"{label_file} lists no {split}_* images")
+            raise DatasetFormatError(f"{label_file} lists no {split}_* images (RAF-DB names them "
+                                     f"{split}_00001.jpg ...); {_LINK_HINT}")
         image_dir = os.path.join(folder, ALIGNED_DIR)
         self.files = [os.path.join(image_dir, aligned_name(n)) for n, _ in entries]
         missing = [f for f in self.files if not os.path.isfile(f)]
