@@ -143,3 +143,26 @@ def test_train_net_prints_one_error_line(tmp_path):
     assert f"{csv_path}, line 6: emotion '7' is not one of 0..6" in lines[0] and FIX in lines[0], lines[0]
     log = (tmp_path / "out" / "log.txt").read_text()
     assert "Traceback" in log and "DatasetFormatError" in log  # the traceback went to the log
+
+
+def test_fer2013_image_folder(tmp_path):
+    from fec.data.datasets.fer2013_release import read_image_folder
+
+    (tmp_path / "train" / "joy").mkdir(parents=True)
+    with pytest.raises(DatasetFormatError, match="class folders must be named angry, .*; found joy"):
+        read_image_folder(str(tmp_path / "train"))
+    (tmp_path / "train" / "joy").rename(tmp_path / "train" / "happy")
+    (tmp_path / "train" / "happy" / "a.jpg").write_bytes(b"not a JPEG")
+    with pytest.raises(DatasetFormatError, match=r"happy/a\.jpg is not an image OpenCV can read; replace or delete it"):
+        read_image_folder(str(tmp_path / "train"))
+
+
+def test_affectnet_missing_images_are_a_user_error(tmp_path):
+    from fec.data.datasets.affectnet import check_images
+
+    (tmp_path / "Manually_Annotated_Images" / "12").mkdir(parents=True)
+    path = _write(tmp_path / "training.csv", [AFFECTNET_HEADER, '12/a.jpg,1,2,30,30,"1.0;2.0",1,0.25,-0.5'])
+    table = read_affectnet_csv(path)
+    with pytest.raises(FileNotFoundError, match=r"1 of 1 listed images are missing: .*12/a\.jpg \(line 2\)") as err:
+        check_images(str(tmp_path / "Manually_Annotated_Images"), table.paths, table.lines, path)
+    assert isinstance(err.value, UserError)

@@ -142,7 +142,7 @@ def rows_for_task(table, task):
 
 
 def check_images(image_dir, paths, lines, csv_path):
-    """Raise FileNotFoundError naming the first missing images, listing each sub-folder once."""
+    """Raise DatasetError (a FileNotFoundError) naming the first missing images, listing each sub-folder once."""
     if not os.path.isdir(image_dir):
         raise DatasetError(f"the AffectNet image folder {image_dir} does not exist; {_LINK_HINT}")
     listings = {}
@@ -160,7 +160,8 @@ def check_images(image_dir, paths, lines, csv_path):
     if missing:
         shown = "; ".join(f"{p} (line {line})" for p, line in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise FileNotFoundError(f"{csv_path}: {len(missing)} of {len(paths)} listed images are missing: {shown}{more}")
+        raise DatasetError(f"{csv_path}: {len(missing)} of {len(paths)} listed images are missing: {shown}{more}; "
+                           f"{_LINK_HINT}")
 
 
 class AffectNetDataset(ExpressionDataset):
@@ -187,7 +188,8 @@ class AffectNetDataset(ExpressionDataset):
         dropped = ", ".join(f"{k} {n}" for k, n in self.dropped.items())
         logger.info("%s: kept %d of %d rows of %s (dropped: %s)", name, len(idx), len(table.paths), csv, dropped)
         if len(idx) == 0:
-            raise ValueError(f"{csv}: no rows usable for {task} (dropped: {dropped})")
+            raise DatasetFormatError(f"{csv}: no rows usable for {task} (dropped: {dropped}); link AffectNet's "
+                                     "own training.csv / validation.csv")
         check_images(image_dir, self.paths, self.lines, csv)
 
     def __len__(self):

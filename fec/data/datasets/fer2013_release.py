@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 import cv2
 import numpy as np
 
-from fec.utils.errors import ConfigError, DatasetError
+from fec.utils.errors import ConfigError, DatasetError, DatasetFormatError
 
 from .expression import FER2013_CLASSES, FER_SIZE
 
@@ -83,8 +83,8 @@ def read_image_folder(folder):
     subs = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     unknown = [d for d in subs if d.lower() not in classes]
     if unknown or not subs:
-        raise ValueError(f"{folder}: class folders must be named {', '.join(sorted(classes))}; "
-                         f"found {', '.join(subs) or 'none'}")
+        raise DatasetFormatError(f"{folder}: class folders must be named {', '.join(sorted(classes))}; "
+                                 f"found {', '.join(subs) or 'none'}")
     pixels, labels, files, resized = [], [], [], 0
     for sub in subs:
         names = sorted(f for f in os.listdir(os.path.join(folder, sub)) if f.lower().endswith(IMAGE_SUFFIXES))
@@ -92,7 +92,7 @@ def read_image_folder(folder):
             path = os.path.join(folder, sub, name)
             img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
             if img is None:
-                raise ValueError(f"{path} is not an image OpenCV can read")
+                raise DatasetFormatError(f"{path} is not an image OpenCV can read; replace or delete it")
             if img.shape != (FER_SIZE, FER_SIZE):
                 img = cv2.resize(img, (FER_SIZE, FER_SIZE), interpolation=cv2.INTER_AREA)
                 resized += 1
@@ -100,7 +100,8 @@ def read_image_folder(folder):
             labels.append(classes[sub.lower()])
             files.append(path)
     if not pixels:
-        raise ValueError(f"{folder} has class folders but no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DatasetFormatError(f"{folder} has class folders but no images ({', '.join(IMAGE_SUFFIXES)}); "
+                                 f"{LINK_HINT}")
     if resized:
         logger.warning("%s: %d images were not 48x48 and were resized to it", folder, resized)
     return np.stack(pixels), np.asarray(labels, dtype=np.int64), files
