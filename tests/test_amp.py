@@ -18,6 +18,7 @@ from fec.solver import make_lr_scheduler, make_optimizer
 from fec.utils.checkpoint import Checkpointer
 from fec.utils.env import seed_all
 
+AFFECTNET_CLASSES = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_AFFECT = ["DATASETS.SYNTHETIC_AFFECT.TRAIN_IMAGES", "64", "DATASETS.SYNTHETIC_AFFECT.TEST_IMAGES", "16",
                 "DATASETS.SYNTHETIC_AFFECT.IMAGES_PER_IDENTITY", "4"]
@@ -34,7 +35,8 @@ QUICKSTARTS = {
                                                           "ClassifierRegressor",
                                                           "DATASETS.TRAIN", '("synthetic_affect_train",)',
                                                           "MODEL.CLASSIFIER.NUM_CLASSES", "8",
-                                                          "MODEL.CLASSIFIER.CLASS_NAMES", str(list("abcdefgh"))]),
+                                                          "MODEL.CLASSIFIER.CLASS_NAMES",
+                                                          str(AFFECTNET_CLASSES)]),
     "IntensityRegressor": ("quickstart_pretrain.yaml", [*SMALL_AFFECT, "MODEL.BACKBONE.WIDTH", "8"]),
 }
 TRAINING = ["MODEL.WEIGHTS", "", "SOLVER.IMS_PER_BATCH", "8", "SOLVER.OPTIMIZER", "adam", "SOLVER.BASE_LR", "0.003",
