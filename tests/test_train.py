@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -96,3 +97,49 @@ def test_train_sh_passes_arguments_through(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "model_final.pth").exists()
     assert torch.load(tmp_path / "model_final.pth", weights_only=True)["iteration"] == 2
+
+
+def _stage1_checkpoint(out, iteration):
+    """A stage-1 (config/quickstart_pretrain.yaml) checkpoint at ``iteration``, as an
+    interrupted or finished run leaves it."""
+    from fec.config import load_config
+    from fec.modeling import build_model
+    from fec.solver import make_lr_scheduler, make_optimizer
+    from fec.utils.checkpoint import Checkpointer
+
+    cfg = load_config(os.path.join(ROOT, "config", "quickstart_pretrain.yaml"))
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    with warnings.catch_warnings():  # stepped without optimizer steps, on purpose
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(iteration):
+            scheduler.step()
+    Checkpointer(model, optimizer, scheduler, str(out)).save(
+        "model_final" if iteration == cfg.SOLVER.MAX_ITER else f"model_{iteration:07d}", iteration)
+    return cfg.SOLVER.MAX_ITER
+
+
+def test_train_sh_without_a_config_resumes_then_skips_stage_1_and_passes_overrides_to_stage_2(tmp_path):
+    # a copy of the scripts and configs, so the runs' output/ is the test's own
+    for name in ("train.sh", "tools", "config"):
+        (shutil.copy if name.endswith(".sh") else shutil.copytree)(os.path.join(ROOT, name), tmp_path / name)
+    stage1 = tmp_path / "output" / "quickstart_pretrain"
+    stage1.mkdir(parents=True)
+    total = _stage1_checkpoint(stage1, 1198)  # interrupted two iterations before its end
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    stage2 = [*TINY, "SOLVER.MAX_ITER", "2", "DATASETS.TEST", "()", "INPUT.SIZE", "64"]
+    logs = []
+    for run_number in (1, 2):
+        out = tmp_path / f"stage2_{run_number}"
+        proc = subprocess.run(["bash", str(tmp_path / "train.sh"), *stage2, "MODEL.WEIGHTS",
+                               "output/quickstart_pretrain/model_final.pth", "OUTPUT_DIR", str(out)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=1200, env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        logs.append(proc.stdout + proc.stderr)
+        # the overrides went to stage 2: two iterations there, from stage 1's backbone
+        assert torch.load(out / "model_final.pth", weights_only=True)["iteration"] == 2
+    assert f"Start training at iteration 1198 of {total}" in logs[0]  # resumed, not restarted
+    assert f"Start training at iteration {total} of {total}" in logs[1]  # complete: nothing to train
+    assert torch.load(stage1 / "model_final.pth", weights_only=True)["iteration"] == total
