@@ -10,6 +10,8 @@ import pytest
 from helpers.tools import load_tool
 from skimage import data
 
+from helpers.cli import exit_code
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -97,8 +99,7 @@ def test_demo_on_an_image_folder_with_a_reference(quickstart_ckpt, tmp_path, cap
 
 
 def _error(argv, capsys):
-    rc = demo.main(argv)
-    return rc, capsys.readouterr().err
+    return exit_code(demo.main, argv), capsys.readouterr().err
 
 
 def test_unreadable_inputs_are_clear_errors(quickstart_ckpt, tmp_path, capsys):

@@ -8,6 +8,7 @@ from helpers.tools import load_tool
 from torch import nn
 
 from fec.predictor.export import ExportModule, check_parity, export_torchscript, load_exported, sample_faces
+from helpers.cli import exit_code
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -37,8 +38,8 @@ def _check_against_pytorch(model, path, fmt):
 
 
 def _export(fmt, ckpt, out, capsys, *extra):
-    rc = export_tool.main(["--config-file", QUICKSTART, "--ckpt", ckpt, "--format", fmt, "--out", str(out),
-                           "--repeats", "2", *extra])
+    rc = exit_code(export_tool.main, ["--config-file", QUICKSTART, "--ckpt", ckpt, "--format", fmt,
+                                      "--out", str(out), "--repeats", "2", *extra])
     return rc, capsys.readouterr()
 
 
@@ -75,7 +76,7 @@ def test_failed_parity_writes_nothing(model_and_ckpt, tmp_path, capsys):
     _, ckpt = model_and_ckpt
     out = tmp_path / "m.pt"
     rc, printed = _export("torchscript", ckpt, out, capsys, "--tolerance", "-1")
-    assert rc == 1 and "differs from PyTorch" in printed.err and "not written" in printed.err
+    assert rc == 2 and "differs from PyTorch" in printed.err and "not written" in printed.err
     assert os.listdir(tmp_path) == []
     rc, printed = _export("torchscript", str(tmp_path / "missing.pth"), out, capsys)
     assert rc == 2 and "missing.pth" in printed.err

@@ -21,6 +21,7 @@ from fec.data.fec_csv import crop_id, format_fec_row, read_fec_csv
 from fec.prepare import FetchOptions, PrepareOptions, merge_shards, prepare
 from fec.prepare.journal import Journal
 from fec.prepare.plan import host_interleaved, shard_of
+from helpers.cli import exit_code
 from helpers.loopback import LoopbackImageServer
 from helpers.tools import load_tool
 
@@ -220,18 +221,18 @@ def test_resume_with_other_settings_is_refused(fault_run, tmp_path):
     _, _, _, out, csvs, _ = fault_run
     with pytest.raises(ValueError, match="size: 48 there, 64 now"):
         prepare(PrepareOptions(csv=[str(c) for c in csvs], out=str(out), size=64, progress=False))
-    code = prepare_cli.main(["--csv", str(csvs[0]), "--out", str(out), "--size", "64", "--no-progress"])
+    code = exit_code(prepare_cli.main, ["--csv", str(csvs[0]), "--out", str(out), "--size", "64", "--no-progress"])
     assert code == 2
 
 
 def test_cli_reports_bad_arguments_clearly(tmp_path, capsys):
     odd = tmp_path / "faces.csv"
     odd.write_text("")
-    assert prepare_cli.main(["--csv", str(odd), "--out", str(tmp_path / "o")]) == 2
+    assert exit_code(prepare_cli.main, ["--csv", str(odd), "--out", str(tmp_path / "o")]) == 2
     assert "cannot tell train from test" in capsys.readouterr().err
-    assert prepare_cli.main(["--csv", str(tmp_path / "x-train.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert exit_code(prepare_cli.main, ["--csv", str(tmp_path / "x-train.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert prepare_cli.main(["--csv", f"train={odd}", "--out", str(tmp_path / "o"), "--num-shards", "2",
+    assert exit_code(prepare_cli.main, ["--csv", f"train={odd}", "--out", str(tmp_path / "o"), "--num-shards", "2",
                              "--shard-id", "2"]) == 2
     assert "--shard-id 2" in capsys.readouterr().err
 
@@ -371,7 +372,8 @@ def test_shards_are_disjoint_and_merge_into_the_full_run(synthetic, server, tmp_
 
     with pytest.raises(ValueError, match=r"missing \[2\]"):
         merge_shards([str(d) for d in shards[:2]], str(tmp_path / "bad"), progress=False)
-    code = prepare_cli.main(["--merge", *map(str, shards), "--out", str(tmp_path / "merged"), "--no-progress"])
+    code = exit_code(prepare_cli.main, ["--merge", *map(str, shards), "--out", str(tmp_path / "merged"),
+                                        "--no-progress"])
     assert code == 0
     merged, full = tmp_path / "merged", tmp_path / "full"
     assert images(merged) == images(full)

@@ -14,6 +14,7 @@ from fec.data.datasets.synthetic import SyntheticTripletDataset
 from fec.predictor import ExpressionPredictor
 from fec.predictor import retrieval
 from fec.predictor.retrieval import build_index, load_index, nearest
+from helpers.cli import exit_code
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -36,8 +37,9 @@ def faces_dir(tmp_path_factory):
 
 def test_query_returns_the_query_image_first_and_writes_the_grid(quickstart_ckpt, faces_dir, tmp_path, capsys):
     index_path = str(tmp_path / "faces.npz")
-    rc = retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--images", str(faces_dir),
-                        "--out", index_path, "--detector", "none", "--device", "cpu"])
+    rc = exit_code(retrieve.main, ["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt,
+                                   "--images", str(faces_dir), "--out", index_path, "--detector", "none",
+                                   "--device", "cpu"])
     assert rc == 0
     index = load_index(index_path)
     assert len(index) == 18 and index.embeddings.shape == (18, 16)
@@ -46,7 +48,7 @@ def test_query_returns_the_query_image_first_and_writes_the_grid(quickstart_ckpt
     capsys.readouterr()
     for name in ("face_05.png", "more/face_08.png"):
         grid = tmp_path / f"grid_{os.path.basename(name)}"
-        rc = retrieve.main(["query", index_path, str(faces_dir / name), "-k", "6", "--grid", str(grid),
+        rc = exit_code(retrieve.main, ["query", index_path, str(faces_dir / name), "-k", "6", "--grid", str(grid),
                             "--device", "cpu"])
         assert rc == 0
         lines = capsys.readouterr().out.splitlines()
@@ -68,14 +70,14 @@ def test_index_with_a_detector_stores_boxes_and_skips_faceless_images(quickstart
     cv2.imwrite(str(photos / "mirrored.png"), cv2.cvtColor(np.ascontiguousarray(rgb[:, ::-1]), cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(photos / "wall.png"), np.full((200, 300, 3), 128, np.uint8))
     index_path = str(tmp_path / "photos.npz")
-    assert retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--images", str(photos),
-                          "--out", index_path, "--device", "cpu"]) == 0
+    assert exit_code(retrieve.main, ["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt,
+                                     "--images", str(photos), "--out", index_path, "--device", "cpu"]) == 0
     index = load_index(index_path)
     assert sorted(index.paths.tolist()) == ["astronaut.png", "mirrored.png"]
     assert len(index.done) == 3 and (index.boxes[:, 2] > index.boxes[:, 0]).all()
     capsys.readouterr()
     grid = tmp_path / "grid.png"
-    assert retrieve.main(["query", index_path, str(photos / "astronaut.png"), "--grid", str(grid)]) == 0
+    assert exit_code(retrieve.main, ["query", index_path, str(photos / "astronaut.png"), "--grid", str(grid)]) == 0
     out = capsys.readouterr().out
     ranked = [ln.split() for ln in out.splitlines() if ln.strip()[:1].isdigit()]
     assert [r[2] for r in ranked] == ["astronaut.png", "mirrored.png"] and float(ranked[0][1]) < 1e-6
@@ -113,16 +115,16 @@ def test_an_interrupted_index_resumes_to_the_same_index(quickstart_ckpt, faces_d
 
 
 def test_errors_name_the_problem(quickstart_ckpt, faces_dir, tmp_path, capsys):
-    assert retrieve.main(["query", str(tmp_path / "none.npz"), str(faces_dir / "face_01.png")]) == 2
+    assert exit_code(retrieve.main, ["query", str(tmp_path / "none.npz"), str(faces_dir / "face_01.png")]) == 2
     assert "index not found" in capsys.readouterr().err
     not_index = tmp_path / "x.npz"
     not_index.write_bytes(b"garbage")
-    assert retrieve.main(["query", str(not_index), str(faces_dir / "face_01.png")]) == 2
+    assert exit_code(retrieve.main, ["query", str(not_index), str(faces_dir / "face_01.png")]) == 2
     assert "not a fec retrieval index" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert retrieve.main(["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt, "--images", str(empty),
-                          "--out", str(tmp_path / "e.npz")]) == 2
+    assert exit_code(retrieve.main, ["index", "--config-file", QUICKSTART, "--ckpt", quickstart_ckpt,
+                                     "--images", str(empty), "--out", str(tmp_path / "e.npz")]) == 2
     assert "no images under" in capsys.readouterr().err
 
 

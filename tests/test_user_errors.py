@@ -1,8 +1,6 @@
 """User errors through the real CLIs: one line ``error: ...`` naming the thing and the
 fix, exit code 2, no traceback on the console (it goes to OUTPUT_DIR/log.txt)."""
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -10,38 +8,12 @@ import torch
 from fec.config import load_config
 from fec.modeling import build_model
 from fec.utils.checkpoint import Checkpointer
+from helpers.cli import assert_user_error, run, tool
 
 pytestmark = pytest.mark.slow  # each test starts a CLI (a few seconds of imports)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = "config/quickstart.yaml"
-# a proxy on a closed local port: any download fails at once, as with no network
-OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
-           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
-
-
-def run(cmd, tmp_path, env=None):
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_HOME": str(tmp_path / "torch_home"), **OFFLINE,
-                **(env or {})}
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID"):
-        if var not in (env or {}):
-            full_env.pop(var, None)
-    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=300)
-
-
-def tool(name, *args):
-    return [sys.executable, os.path.join("tools", name), *args]
-
-
-def assert_user_error(proc, *words):
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: "), lines
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 def test_unknown_key_suggests_the_nearest(tmp_path):

@@ -24,6 +24,7 @@ sys.path.insert(0, ROOT)
 
 from fec.data.fec_csv import format_fec_row, read_fec_csv  # noqa: E402
 from fec.data.fec_index import index_path, load_fec_table  # noqa: E402
+from fec.utils.errors import InputError, run_cli  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # the tests' fixtures: FEC-like CSVs, loopback server
 
@@ -271,10 +272,10 @@ def bench_train(args):
 
     stray = [o for o in args.opts if o.startswith("--")]
     if stray:
-        raise SystemExit(f"error: {stray[0]} comes after the KEY VALUE overrides; put flags first")
+        raise InputError(f"{stray[0]} comes after the KEY VALUE overrides; put flags first")
     parts = args.parts.split(",")
     if not set(parts) <= set(benchmark.ALL_PARTS):
-        raise SystemExit(f"error: --parts takes a comma-separated subset of {','.join(benchmark.ALL_PARTS)}")
+        raise InputError(f"--parts {args.parts}: give a comma-separated subset of {','.join(benchmark.ALL_PARTS)}")
     runs = benchmark.measure(args.config_file, args.opts, args.compare, args.warmup, args.iters, args.repeat,
                              parts, log=lambda line: print(line, file=sys.stderr, flush=True))
     header, rows, lines = benchmark.report(runs)
@@ -332,4 +333,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -27,14 +27,10 @@ from fec.predictor import DETECTOR_NAMES, ExpressionPredictor, list_images, read
 from fec.predictor.draw import draw_faces, face_label  # noqa: E402
 from fec.predictor.images import IMAGE_EXTENSIONS  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402
-from fec.utils.errors import UserError  # noqa: E402
+from fec.utils.errors import InputError, MissingFileError, UserError, run_cli  # noqa: E402
 
 STAGES = ("decode", "detect", "crop", "model", "draw", "write")
 WINDOW = "fec demo"
-
-
-class DemoError(Exception):
-    """A problem with the user's input or output, reported in one line."""
 
 
 def open_capture(spec):
@@ -43,11 +39,11 @@ def open_capture(spec):
     if spec.isdigit() and not os.path.exists(spec):
         cap = cv2.VideoCapture(int(spec))
         if not cap.isOpened():
-            raise DemoError(f"no camera at index {spec}: OpenCV could not open it (is one connected, and free?)")
+            raise InputError(f"no camera at index {spec}: OpenCV could not open it (is one connected, and free?)")
         return cap, "camera"
     cap = cv2.VideoCapture(spec)
     if not cap.isOpened():
-        raise DemoError(f"cannot read video {spec}: not a video, or in a format this OpenCV cannot decode")
+        raise InputError(f"cannot read video {spec}: not a video, or in a format this OpenCV cannot decode")
     return cap, "video"
 
 
@@ -60,7 +56,7 @@ def video_frames(cap, spec, kind, stats):
         if not ok:
             if first:
                 what = f"camera {spec} gave no frame" if kind == "camera" else f"cannot read a frame from video {spec}"
-                raise DemoError(what)
+                raise InputError(what)
             return
         first = False
         yield None, frame
@@ -71,7 +67,7 @@ def image_frames(paths, root, stats):
         start = time.perf_counter()
         try:
             rgb = read_image(os.path.join(root, rel) if root else rel)
-        except (OSError, ValueError) as e:
+        except UserError as e:  # an unreadable image among many: the others still run
             print(f"skipping {rel}: {e}", file=sys.stderr)
             continue
         frame = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
@@ -89,7 +85,7 @@ class VideoSink:
         fourcc = cv2.VideoWriter_fourcc(*("MJPG" if ext.lower() == ".avi" else "mp4v"))
         self.writer = cv2.VideoWriter(self.tmp, fourcc, fps, size)
         if not self.writer.isOpened():
-            raise DemoError(f"cannot write video {path}: no encoder for {ext or 'that name'}; use .mp4 or .avi")
+            raise InputError(f"cannot write video {path}: no encoder for {ext or 'that name'}; use .mp4 or .avi")
 
     def write(self, name, frame):
         self.writer.write(frame)
@@ -115,7 +111,7 @@ class ImageSink:
         ext = os.path.splitext(target)[1].lower()
         ok, buf = cv2.imencode(ext if ext in IMAGE_EXTENSIONS else ".png", frame)
         if not ok:
-            raise DemoError(f"cannot encode {target}")
+            raise InputError(f"cannot encode {target}")
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         atomic_write(target, buf.tobytes())
 
@@ -127,7 +123,7 @@ def check_gui():
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
     except cv2.error:
-        raise DemoError("--show needs OpenCV with GUI support (pip install 'opencv-python<5'); this one is "
+        raise InputError("--show needs OpenCV with GUI support (pip install 'opencv-python<5'); this one is "
                         "headless: use --output instead") from None
 
 
@@ -137,14 +133,14 @@ def make_source(args, stats):
     if os.path.isdir(spec):
         paths = list_images(spec)
         if not paths:
-            raise DemoError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {spec}")
+            raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {spec}")
         sink = (lambda frame: ImageSink(args.output, True)) if args.output else None
         return image_frames(paths, spec, stats), sink
     if os.path.isfile(spec) and spec.lower().endswith(IMAGE_EXTENSIONS):
         sink = (lambda frame: ImageSink(args.output, False)) if args.output else None
         return image_frames([spec], "", stats), sink
     if not spec.isdigit() and not os.path.exists(spec):
-        raise DemoError(f"input not found: {spec}")
+        raise MissingFileError(f"input not found: {spec}; give a video, an image, an image folder or a camera index")
     cap, kind = open_capture(spec)
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if 0 < fps < 1000 else 30.0  # cameras often report 0
@@ -155,9 +151,9 @@ def make_source(args, stats):
 def reference_embedding(predictor, path):
     faces = predictor(path)
     if not faces:
-        raise DemoError(f"no face found in the reference image {path}")
+        raise InputError(f"no face found in the reference image {path}")
     if faces[0].embedding is None:
-        raise DemoError("--reference needs a model that outputs an embedding")
+        raise InputError("--reference needs a model that outputs an embedding")
     return faces[0].embedding
 
 
@@ -209,7 +205,7 @@ def run(args):
 
 def report(count, num_faces, elapsed, stats, output):
     if count == 0:
-        raise DemoError("no frame was processed")
+        raise InputError("no frame was processed")
     print(f"frames: {count} in {elapsed:.2f} s: {count / elapsed:.2f} frames/s; faces: {num_faces} "
           f"({num_faces / count:.2f} per frame)")
     print("per frame (ms): " + " | ".join(f"{s} {1000 * stats[s] / count:.1f}" for s in STAGES))
@@ -233,14 +229,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (DemoError, UserError, FileNotFoundError, ValueError) as e:
-        print(f"demo.py: error: {e}", file=sys.stderr)
-        return 2
+    run(parse_args(argv))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -26,7 +26,7 @@ from fec.predictor import list_images, prediction_config, read_image  # noqa: E4
 from fec.predictor.export import (FORMATS, ExportModule, check_parity, export_onnx, export_torchscript,  # noqa: E402
                                   latency, load_exported, sample_faces)
 from fec.utils.checkpoint import Checkpointer  # noqa: E402
-from fec.utils.errors import UserError  # noqa: E402
+from fec.utils.errors import UserError, run_cli  # noqa: E402
 
 
 def parity_faces(args, size, count):
@@ -54,12 +54,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (UserError, FileNotFoundError, NotADirectoryError, ValueError, ImportError) as e:
-        print(f"export.py: error: {e}", file=sys.stderr)
-        return 2
+    return run(parse_args(argv))
 
 
 def run(args):
@@ -82,9 +77,8 @@ def run(args):
         print(f"parity with PyTorch (outputs {', '.join(module.output_names)}; traced at batch {args.batch}): "
               + ", ".join(f"batch {b}: max abs diff {d:.2e}" for b, d in diffs.items()))
         if not worst <= args.tolerance:
-            print(f"export.py: error: the export differs from PyTorch by {worst:.2e} > {args.tolerance:g}; "
-                  f"{args.out} not written", file=sys.stderr)
-            return 1
+            raise UserError(f"the export differs from PyTorch by {worst:.2e} > --tolerance {args.tolerance:g}; "
+                            f"{args.out} not written")
         os.replace(tmp, args.out)
     finally:
         if os.path.exists(tmp):
@@ -104,4 +98,4 @@ def run(args):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -51,7 +51,7 @@ from fec.data.synthetic_files import (  # noqa: E402
     write_ferplus,
     write_rafdb,
 )
-from fec.utils.errors import run_cli  # noqa: E402
+from fec.utils.errors import check_at_least, run_cli  # noqa: E402
 
 FER_SPLITS = (("train", "Training"), ("test", "PublicTest"), ("private_test", "PrivateTest"))
 AFFECTNET_SPLITS = (("train", "training.csv"), ("test", "validation.csv"))
@@ -87,6 +87,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_at_least(args, 1, "train_images", "test_images", "images_per_identity", "affectnet_size", "rafdb_size")
     wanted = args.only or DATASETS
     fer_splits = [(usage, _dataset(args, split, "fer")) for split, usage in FER_SPLITS]
     if any(name.startswith("fer") for name in wanted):

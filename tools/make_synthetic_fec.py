@@ -37,7 +37,7 @@ from fec.data.jpeg import encode_jpeg  # noqa: E402
 from fec.data.synthetic_files import paste_in_photo  # noqa: E402
 from fec.evaluation.triplet import TripletEvaluator, evaluate_triplets  # noqa: E402
 from fec.utils.io import atomic_write  # noqa: E402
-from fec.utils.errors import run_cli  # noqa: E402
+from fec.utils.errors import check_at_least, run_cli  # noqa: E402
 
 def make_photo(face, rng):
     """(photo, box): ``face`` (S×S×3 RGB) pasted at a random place of a textured image
@@ -109,6 +109,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_at_least(args, 1, "train_triplets", "test_triplets", "train_identities", "test_identities",
+                   "faces_per_identity", "size")
     os.makedirs(args.out, exist_ok=True)
     splits = (("train", args.train_identities, args.train_triplets), ("test", args.test_identities, args.test_triplets))
     for split, identities, triplets in splits:

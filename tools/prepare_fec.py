@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from fec.prepare import FetchOptions, PrepareOptions, merge_shards, prepare  # noqa: E402
 from fec.prepare.image import FACE_CHECKS  # noqa: E402
 from fec.prepare.report import summary  # noqa: E402
-from fec.utils.errors import UserError  # noqa: E402
+from fec.utils.errors import run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -77,9 +77,6 @@ def main(argv=None):
                 crop_workers=args.crop_workers, max_pixels=args.max_pixels, max_triplets=args.max_triplets,
                 seed=args.seed, num_shards=args.num_shards, shard_id=args.shard_id, retry_failed=args.retry_failed,
                 progress=not args.no_progress, fetch=fetch))
-    except (UserError, OSError, ValueError, RuntimeError) as e:
-        print(f"prepare_fec.py: error: {e}", file=sys.stderr)
-        return 2  # what every fec CLI answers to a user error
     except KeyboardInterrupt:  # before the downloads started: nothing to keep
         print("prepare_fec.py: interrupted", file=sys.stderr)
         return 130
@@ -104,7 +101,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    code = main()
+    code = run_cli(main)
     if code >= 128:
         # Stopped by a signal, the journal closed: exit now, without waiting on threads
         # stuck in socket reads or on the interpreter's teardown (seconds with torch loaded).

@@ -25,7 +25,7 @@ from yacs.config import CfgNode  # noqa: E402
 from fec.predictor import DETECTOR_NAMES, ExpressionPredictor, read_image  # noqa: E402
 from fec.predictor.retrieval import build_index, face_tile, load_index, make_grid, nearest, write_png  # noqa: E402
 from fec.utils.logger import restores_logging, setup_logger  # noqa: E402
-from fec.utils.errors import UserError  # noqa: E402
+from fec.utils.errors import InputError, MissingFileError, run_cli  # noqa: E402
 
 TILE = 128
 
@@ -42,7 +42,7 @@ def cmd_query(args):
     meta = index.meta
     ckpt = args.ckpt or meta["checkpoint"]
     if not os.path.isfile(ckpt):
-        raise FileNotFoundError(f"checkpoint {ckpt} named by the index is gone; give --ckpt")
+        raise MissingFileError(f"checkpoint {ckpt} named by the index is gone; give --ckpt")
     detector = args.detector or meta["detector"]
     # the device is this machine's choice; indexes of older versions name the one they were built on
     predictor = ExpressionPredictor.from_config(CfgNode.load_cfg(meta["config"]), ckpt, detector=detector,
@@ -50,10 +50,10 @@ def cmd_query(args):
     rgb = read_image(args.image)
     faces = predictor.predict_rgb([rgb])[0]
     if not faces:
-        raise ValueError(f"no face found in {args.image} (detector {detector})")
+        raise InputError(f"no face found in {args.image} (detector {detector})")
     query = faces[0]
     if query.vector.shape[0] != index.embeddings.shape[1]:
-        raise ValueError(f"the model gives vectors of size {query.vector.shape[0]}, the index holds "
+        raise InputError(f"the model gives vectors of size {query.vector.shape[0]}, the index holds "
                          f"{index.embeddings.shape[1]}: index and query with the same model")
     order, dist = nearest(index, query.vector, args.k)
     box = ", ".join(f"{v:.0f}" for v in query.box)
@@ -99,13 +99,9 @@ def main(argv=None):
     args = parse_args(argv)
     setup_logger("fec")
     logging.getLogger("fec.utils.checkpoint").setLevel(logging.WARNING)
-    try:
-        (cmd_index if args.command == "index" else cmd_query)(args)
-    except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as e:
-        print(f"retrieve.py: error: {e}", file=sys.stderr)
-        return 2
+    (cmd_index if args.command == "index" else cmd_query)(args)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -19,6 +19,7 @@ from torch import nn
 
 from fec.data.datasets.synthetic_faces import random_identities, render_face, sample_expressions
 from fec.modeling.meta_arch.base import check_output_keys
+from fec.utils.errors import DependencyError
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,12 @@ def export_onnx(module, example, path, opset=18):
         axes = {n: {0: "batch"} for n in names["input_names"] + names["output_names"]}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), tmp, dynamo=False, opset_version=min(opset, 17),
-                              dynamic_axes=axes, **names)
+            try:
+                torch.onnx.export(module, (example,), tmp, dynamo=False, opset_version=min(opset, 17),
+                                  dynamic_axes=axes, **names)
+            except ImportError as missing:
+                raise DependencyError(f"exporting to ONNX needs {missing.name or 'onnx'}: "
+                                      "pip install -e '.[onnx]'") from None
     _replace_from(tmp, path)
 
 
@@ -109,7 +114,7 @@ def load_exported(path, fmt, threads=None):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ImportError("checking an ONNX export needs onnxruntime: pip install -e '.[onnx]'") from None
+            raise DependencyError("checking an ONNX export needs onnxruntime: pip install -e '.[onnx]'") from None
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])

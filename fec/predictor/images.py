@@ -5,6 +5,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fec.utils.errors import InputError, MissingFileError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 COLORS = ("rgb", "bgr")
 
@@ -13,13 +15,16 @@ def read_image(path):
     """The image file at ``path`` as an RGB array; a clear error when it cannot be read."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"image not found: {path}")
+        raise MissingFileError(f"image not found: {path}")
     # imdecode from bytes: cv2.imread fails silently (returns None) and cannot say why.
-    with open(path, "rb") as f:
-        data = np.frombuffer(f.read(), np.uint8)
+    try:
+        with open(path, "rb") as f:
+            data = np.frombuffer(f.read(), np.uint8)
+    except PermissionError:
+        raise MissingFileError(f"cannot read image {path}: permission denied") from None
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
-        raise ValueError(f"cannot decode image {path} (not an image, or a format OpenCV cannot read)")
+        raise InputError(f"cannot decode image {path} (not an image, or a format OpenCV cannot read)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -64,7 +69,7 @@ def is_batch(images):
 def list_images(folder):
     """Image files under ``folder`` (recursively), as sorted paths relative to it."""
     if not os.path.isdir(folder):
-        raise NotADirectoryError(f"not a folder: {folder}")
+        raise MissingFileError(f"not a folder: {folder}")
     found = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fec.data.crop import crop_face
+from fec.utils.errors import InputError, MissingFileError, UserError
 from fec.utils.io import atomic_write
 
 from .images import list_images, read_image
@@ -54,15 +55,15 @@ def _save(index, path):
 
 def load_index(path):
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"index not found: {path}")
+        raise MissingFileError(f"index not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("embeddings", "paths", "boxes", "scores", "done", "meta")}
     except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"{path} is not a fec retrieval index ({e})") from None
+        raise InputError(f"{path} is not a fec retrieval index ({e})") from None
     meta = json.loads(str(arrays.pop("meta")))
     if meta.get("format") != INDEX_FORMAT:
-        raise ValueError(f"{path}: index format {meta.get('format')}, this fec reads {INDEX_FORMAT}")
+        raise InputError(f"{path}: index format {meta.get('format')}, this fec reads {INDEX_FORMAT}")
     return Index(meta=meta, **arrays)
 
 
@@ -88,7 +89,7 @@ def build_index(predictor, folder, out, checkpoint, save_every_s=60.0, progress=
     are skipped and counted in the log."""
     paths = list_images(folder)
     if not paths:
-        raise ValueError(f"no images under {folder}")
+        raise InputError(f"no images under {folder}")
     meta = {"format": INDEX_FORMAT, "folder": os.path.abspath(folder), "checkpoint": os.path.abspath(checkpoint),
             "detector": predictor.detector_name, "config": _model_config(predictor.cfg)}
     partial = out + ".partial"
@@ -96,7 +97,7 @@ def build_index(predictor, folder, out, checkpoint, save_every_s=60.0, progress=
     if os.path.exists(partial):
         index = load_index(partial)
         if index.meta != meta:
-            raise ValueError(f"{partial} was left by an index of another folder, model or detector; "
+            raise InputError(f"{partial} was left by an index of another folder, model or detector; "
                              "delete it to start again")
         logger.info("Resuming from %s: %d of %d images done", partial, len(index.done), len(paths))
     done = set(index.done.tolist()) if index is not None else set()
@@ -121,7 +122,7 @@ def build_index(predictor, folder, out, checkpoint, save_every_s=60.0, progress=
                 try:
                     rgbs.append(read_image(os.path.join(folder, rel)))
                     chunk.append(rel)
-                except (OSError, ValueError) as e:
+                except UserError as e:  # not an image, or not readable: the others still count
                     unreadable.append(rel)
                     logger.warning("skipping %s", e)
             faces = [(rel, f) for rel, found in zip(chunk, predictor.predict_rgb(rgbs)) for f in found]
@@ -145,7 +146,7 @@ def build_index(predictor, folder, out, checkpoint, save_every_s=60.0, progress=
         bar.close()
     index = snapshot()
     if len(index) == 0:
-        raise ValueError(f"no face found in the {len(paths)} images under {folder} "
+        raise InputError(f"no face found in the {len(paths)} images under {folder} "
                          f"(detector {predictor.detector_name}; --detector none for folders of face crops)")
     _save(index, out)
     if os.path.exists(partial):

@@ -9,6 +9,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fec.data.crop import crop_face
 from fec.data.detect import HaarDetector, MTCNNDetector
 from fec.data.jpeg import encode_jpeg
+from fec.utils.errors import InputError
 
 from . import outcomes as O
 
@@ -75,5 +76,5 @@ def make_face_check(kind):
     elif kind == "mtcnn":
         detector = MTCNNDetector(device="cpu", min_score=0.9)
     else:
-        raise ValueError(f"unknown face check {kind!r}; choose one of {', '.join(FACE_CHECKS)}")
+        raise InputError(f"unknown face check {kind!r}; choose one of {', '.join(FACE_CHECKS)}")
     return lambda rgb: len(detector([np.ascontiguousarray(rgb)])[0][1]) > 0

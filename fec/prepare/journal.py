@@ -7,6 +7,7 @@ When a URL appears more than once (a retried failure), its last record counts.
 import json
 import os
 
+from fec.utils.errors import InputError
 from fec.utils.io import atomic_write
 
 
@@ -38,7 +39,7 @@ class Journal:
                 except (ValueError, KeyError, TypeError) as e:
                     if end + 1 >= len(data):  # a torn last line that happened to end in a newline
                         break
-                    raise ValueError(f"{self.path}, line {lineno}: not a journal record ({e}); remove that line "
+                    raise InputError(f"{self.path}, line {lineno}: not a journal record ({e}); remove that line "
                                      "to redo its URL") from None
                 records[url] = record
             good_end = end + 1

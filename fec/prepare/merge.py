@@ -10,6 +10,8 @@ import shutil
 
 from tqdm import tqdm
 
+from fec.utils.errors import InputError
+
 from .journal import Journal, write_records
 from .plan import CSV_NAME, SPLITS, faces_by_url, file_sha256, load_splits
 from .report import build_report, outcomes_jsonl, report_json
@@ -23,9 +25,9 @@ def _shard_settings(dirs):
         store = OutputDir(d)
         settings = store.read_settings()
         if settings is None:
-            raise ValueError(f"{d}: no prepare.json, not a folder written by prepare_fec.py")
+            raise InputError(f"{d}: no prepare.json, not a folder written by prepare_fec.py")
         if not os.path.exists(store.report):
-            raise ValueError(f"{d}: shard {settings['shard_id']} is not complete (no report.json); "
+            raise InputError(f"{d}: shard {settings['shard_id']} is not complete (no report.json); "
                              "re-run its command to finish it first")
         found.append((store, settings))
     first = found[0][1]
@@ -33,13 +35,13 @@ def _shard_settings(dirs):
     for store, s in found[1:]:
         other = {k: v for k, v in s.items() if k != "shard_id"}
         if other != common:
-            raise ValueError(f"{store.root} and {found[0][0].root} were prepared with different CSVs or options")
+            raise InputError(f"{store.root} and {found[0][0].root} were prepared with different CSVs or options")
     k = first["num_shards"]
     ids = sorted(s["shard_id"] for _, s in found)
     if ids != list(range(k)):
         missing = sorted(set(range(k)) - set(ids))
         repeated = sorted({i for i in ids if ids.count(i) > 1})
-        raise ValueError(f"expected shards 0..{k - 1} once each; missing {missing}, repeated {repeated}")
+        raise InputError(f"expected shards 0..{k - 1} once each; missing {missing}, repeated {repeated}")
     return found, common
 
 
@@ -60,16 +62,16 @@ def _place(store, src, crop_id):
 def merge_shards(shard_dirs, out, progress=True):
     """Merges complete shard folders into ``out``; returns a :class:`PrepareResult`."""
     if len(set(map(os.path.realpath, shard_dirs))) != len(shard_dirs):
-        raise ValueError("a shard folder is named twice")
+        raise InputError("a shard folder is named twice")
     if os.path.realpath(out) in map(os.path.realpath, shard_dirs):
-        raise ValueError(f"--out {out} is one of the shards; merge into a new folder")
+        raise InputError(f"--out {out} is one of the shards; merge into a new folder")
     found, common = _shard_settings(shard_dirs)
     settings = dict(common, num_shards=1, shard_id=0)
     names = [CSV_NAME.format(s) for s in SPLITS if s in common["csv_sha256"]]
     for name in names:
         digests = {file_sha256(os.path.join(st.root, name)) for st, _ in found}
         if len(digests) != 1:
-            raise ValueError(f"the shards' {name} differ")
+            raise InputError(f"the shards' {name} differ")
     store = OutputDir(out).open()
     try:
         check_settings(out, store.read_settings(), settings)
@@ -77,7 +79,7 @@ def merge_shards(shard_dirs, out, progress=True):
         for shard, _ in found:
             for url, rec in Journal(shard.journal).load().items():
                 if url in records:
-                    raise ValueError(f"{url} is in two shards ({sources[url]} and {shard.root})")
+                    raise InputError(f"{url} is in two shards ({sources[url]} and {shard.root})")
                 records[url], sources[url] = rec, shard.root
         store.remove_results()
         for name in names:
@@ -94,7 +96,7 @@ def merge_shards(shard_dirs, out, progress=True):
         faces = faces_by_url(splits)
         missing = sorted(set(faces) - set(records))
         if missing:
-            raise ValueError(f"{len(missing)} URLs of the CSVs are in no shard's journal, e.g. {missing[0]}")
+            raise InputError(f"{len(missing)} URLs of the CSVs are in no shard's journal, e.g. {missing[0]}")
         report, rows = build_report(splits, faces, records, report_settings(settings))
         store.write_text(store.outcomes, outcomes_jsonl(rows))
         store.write_text(store.report, report_json(report))

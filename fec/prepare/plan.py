@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from fec.data.fec_csv import CSV_NAME, FECTable, read_fec_csv
+from fec.utils.errors import InputError, MissingFileError
 from fec.utils.io import atomic_copy, atomic_write
 
 # The file names the catalog (fec/config/paths_catalog.py) reads under DATASETS.ROOT/fec.
@@ -41,7 +42,7 @@ def parse_csv_arg(arg):
     name = os.path.basename(arg).lower()
     found = [s for s in SPLITS if s in name]
     if len(found) != 1:
-        raise ValueError(f"--csv {arg}: cannot tell train from test by the file name; "
+        raise InputError(f"--csv {arg}: cannot tell train from test by the file name; "
                          f"write --csv train={arg} or --csv test={arg}")
     return found[0], arg
 
@@ -70,9 +71,9 @@ def load_splits(csv_args, max_triplets=0, seed=0):
     for arg in csv_args:
         name, path = parse_csv_arg(arg)
         if name in seen:
-            raise ValueError(f"two CSVs for the {name} split: {seen[name]} and {path}")
+            raise InputError(f"two CSVs for the {name} split: {seen[name]} and {path}")
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"--csv {path}: no such file")
+            raise MissingFileError(f"--csv {path}: no such file")
         seen[name] = path
         table = read_fec_csv(path, strict=False)
         splits.append(Split(name, path, table, select_rows(table, name, max_triplets, seed),
@@ -128,7 +129,7 @@ def write_split_csv(split, out_dir):
             atomic_copy(split.source, dst)
         return dst
     if same:
-        raise ValueError(f"{dst}: writing a --max-triplets subset would overwrite its own source CSV; "
+        raise InputError(f"{dst}: writing a --max-triplets subset would overwrite its own source CSV; "
                          "read the CSV from another place")
     wanted = set(split.table.line[split.rows].tolist())
     # Read as read_fec_csv reads (universal newlines), so line numbers agree.

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from fec.data.crop import BOX_EXPANSION
 from fec.data.jpeg import JPEG_QUALITY
+from fec.utils.errors import InputError
 
 from . import outcomes as O
 from .fetch import FetchOptions
@@ -84,22 +85,22 @@ def check_settings(out, old, new):
     if old is not None and old != new:
         diff = ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new))
                          if old.get(k) != new.get(k))
-        raise ValueError(f"{out} was prepared with other settings ({diff}); resume with the same CSVs and "
+        raise InputError(f"{out} was prepared with other settings ({diff}); resume with the same CSVs and "
                          "options, or choose another --out")
 
 
 def validate(opts):
     if opts.face_check not in FACE_CHECKS:
-        raise ValueError(f"--face-check {opts.face_check!r}: choose one of {', '.join(FACE_CHECKS)}")
+        raise InputError(f"--face-check {opts.face_check!r}: choose one of {', '.join(FACE_CHECKS)}")
     for name in ("size", "workers", "crop_workers", "max_pixels", "num_shards"):
         if getattr(opts, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= opts.shard_id < opts.num_shards:
-        raise ValueError(f"--shard-id {opts.shard_id} is not in 0..{opts.num_shards - 1}")
+        raise InputError(f"--shard-id {opts.shard_id} is not in 0..{opts.num_shards - 1}")
     if opts.max_triplets < 0:
-        raise ValueError("--max-triplets must be 0 (all) or more")
+        raise InputError("--max-triplets must be 0 (all) or more")
     if not opts.csv:
-        raise ValueError("give at least one --csv")
+        raise InputError("give at least one --csv")
 
 
 def is_done(record, faces, present, retry_failed):

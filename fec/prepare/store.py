@@ -12,6 +12,7 @@ import json
 import os
 import threading
 
+from fec.utils.errors import UserError
 from fec.utils.io import atomic_write
 
 try:
@@ -42,8 +43,8 @@ class OutputDir:
             except OSError:
                 self._lock_file.close()
                 self._lock_file = None
-                raise RuntimeError(f"{self.root} is being written by another prepare_fec.py; wait for it "
-                                   "or use another --out") from None
+                raise UserError(f"{self.root} is being written by another prepare_fec.py; wait for it "
+                                "or use another --out") from None
         for name in os.listdir(self.staging):
             os.remove(os.path.join(self.staging, name))
         return self

@@ -41,6 +41,15 @@ class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the run needs is not there or cannot be read."""
 
 
+class InputError(UserError, ValueError):
+    """An input the tool cannot use: a file that is not what it should be (not an image,
+    not an index), or a command-line value out of range."""
+
+
+class DependencyError(UserError, ImportError):
+    """An optional package the command needs is not installed; the message says how."""
+
+
 class DatasetError(MissingFileError):
     """A dataset that is not linked or not prepared."""
 
@@ -66,6 +75,15 @@ class LaunchError(UserError, RuntimeError):
     """A launch environment (ranks, ports, devices) the run cannot start in."""
 
     every_process = True
+
+
+def check_at_least(args, minimum, *names):
+    """An InputError naming the first of the options ``names`` of ``args`` (argparse)
+    whose value is below ``minimum``."""
+    for name in names:
+        value = getattr(args, name)
+        if value < minimum:
+            raise InputError(f"--{name.replace('_', '-')} {value}: give {minimum} or more")
 
 
 def nearest(word, candidates, n=3):
