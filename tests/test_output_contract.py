@@ -3,6 +3,7 @@
 serve each of them. The crop and colour the predictor uses are the training config's
 INPUT.FACE_BOX_EXPANSION and INPUT.FACE_COLOR, whatever the datasets are called."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -149,6 +150,19 @@ def test_a_model_is_served_with_the_crop_and_colour_its_training_recorded(tmp_pa
     x0, y0, x1, y1 = face.box
     np.testing.assert_array_equal(face.crop, grey_face(crop_face(rgb, (x0 / w, x1 / w, y0 / h, y1 / h), 48, 0.4)))
     assert face.class_names[0] == "neutral" and abs(face.probabilities.sum() - 1) < 1e-5
+    # the checkpoint alone, copied away from its config.yaml, still says how its faces were cut
+    stored = torch.load(tmp_path / "model_final.pth", map_location="cpu", weights_only=True)["config"]
+    assert yaml.safe_load(stored)["INPUT"] == recorded["INPUT"]
+    copy = tmp_path / "elsewhere" / "copied.pth"
+    copy.parent.mkdir()
+    shutil.copy(tmp_path / "model_final.pth", copy)
+    # a config that says otherwise (rgb, 0.15) gives way to what the checkpoint records
+    given = ["MODEL.CLASSIFIER.NUM_CLASSES", "8", "MODEL.CLASSIFIER.CLASS_NAMES", str(recorded["MODEL"]["CLASSIFIER"][
+        "CLASS_NAMES"]), "INPUT.FACE_COLOR", "rgb", "INPUT.FACE_BOX_EXPANSION", "0.15"]
+    moved = ExpressionPredictor.from_config(config("quickstart_fer.yaml"), str(copy), given, detector="haar",
+                                            device="cpu")
+    assert moved.box_expansion == 0.4 and moved.grey
+    np.testing.assert_array_equal(moved(rgb, keep_crops=True)[0].crop, face.crop)
 
 
 def test_grey_training_faces_are_grey_in_the_loader():

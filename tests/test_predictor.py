@@ -267,3 +267,24 @@ def test_valence_arousal_order_and_faces_spanning_several_batches():
     for v, (face,) in zip(levels, faces):
         assert face.valence == pytest.approx(v / 255, abs=1e-6)
         assert face.arousal == pytest.approx(-v / 510, abs=1e-6)
+
+
+def test_crop_settings_come_from_the_checkpoint_then_its_config_yaml_then_the_config(tmp_path):
+    cfg = prediction_config(QUICKSTART, ["INPUT.FACE_BOX_EXPANSION", "0.3", "INPUT.FACE_COLOR", "grey"])
+    model = build_model(prediction_config(QUICKSTART))
+    Checkpointer(model, save_dir=str(tmp_path), cfg=cfg).save("model_final", 0)
+    ckpt = str(tmp_path / "model_final.pth")
+    assert "config" in torch.load(ckpt, map_location="cpu", weights_only=True)
+    (tmp_path / "config.yaml").write_text("INPUT:\n  FACE_BOX_EXPANSION: 0.6\n  FACE_COLOR: rgb\n")
+    p = ExpressionPredictor.from_config(QUICKSTART, ckpt, detector="none", device="cpu")
+    assert p.box_expansion == 0.3 and p.grey
+    # a checkpoint that records no config: the config.yaml beside it
+    Checkpointer(model, save_dir=str(tmp_path)).save("plain", 0)
+    p = ExpressionPredictor.from_config(QUICKSTART, str(tmp_path / "plain.pth"), detector="none", device="cpu")
+    assert p.box_expansion == 0.6 and not p.grey
+    # neither: the given config
+    os.remove(tmp_path / "config.yaml")
+    given = ["INPUT.FACE_BOX_EXPANSION", "0.2"]
+    p = ExpressionPredictor.from_config(QUICKSTART, str(tmp_path / "plain.pth"), given, detector="none", device="cpu")
+    assert p.box_expansion == 0.2 and not p.grey
+    assert crop_settings(cfg) == (0.3, True)

@@ -59,7 +59,7 @@ def train(cfg, args, logger):
     scheduler = make_lr_scheduler(cfg, optimizer)
     scaler = make_grad_scaler(cfg, device)
     checkpointer = Checkpointer(model, optimizer, scheduler, cfg.OUTPUT_DIR, comm.is_main_process(), scaler,
-                                keep=cfg.SOLVER.CHECKPOINT_KEEP)
+                                keep=cfg.SOLVER.CHECKPOINT_KEEP, cfg=cfg)
     start_iter = 0
     # rank 0 decides what to resume from: on several machines without a shared
     # filesystem only rank 0's OUTPUT_DIR holds checkpoints, and every rank must agree

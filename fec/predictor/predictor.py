@@ -7,12 +7,14 @@
 It finds the faces, crops each as the training faces were cropped
 (``fec.data.crop.crop_face``: the detector's box grown by INPUT.FACE_BOX_EXPANSION,
 squared, clipped, resized to INPUT.SIZE, grey when INPUT.FACE_COLOR is grey; both
-recorded in the training config), runs the crops of all images through the model in
+read from the config the checkpoint records, else the config.yaml beside it, else the
+given config: ``crop_settings``), runs the crops of all images through the model in
 batches, and reads the model's eval outputs by the keys every meta-architecture
 declares (fec.modeling.meta_arch.base.OUTPUTS): ``embedding`` (unit vector), ``logits``
 (softmax probabilities, with MODEL.CLASSIFIER.CLASS_NAMES), ``valence_arousal``,
 ``intensities`` (with MODEL.INTENSITY.NAMES). A model may give several.
 """
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+import yaml
 from yacs.config import CfgNode
 
 from fec.config import load_config
@@ -125,10 +128,34 @@ def interpret_outputs(outputs, class_names=()):
     return out
 
 
-def crop_settings(cfg):
-    """(box expansion, grey) of the training faces, as the training config records them:
-    INPUT.FACE_BOX_EXPANSION and INPUT.FACE_COLOR."""
-    return float(cfg.INPUT.FACE_BOX_EXPANSION), cfg.INPUT.FACE_COLOR == "grey"
+def _recorded_input(text):
+    """INPUT.FACE_BOX_EXPANSION and INPUT.FACE_COLOR of a config's YAML text (an older
+    config's DATASETS.AFFECTNET.BOX_EXPANSION too), those it has."""
+    root = yaml.safe_load(text) if text else None
+    if not isinstance(root, dict):
+        return {}
+    node = root.get("INPUT") or {}
+    found = {k: node[k] for k in ("FACE_BOX_EXPANSION", "FACE_COLOR") if k in node}
+    old = ((root.get("DATASETS") or {}).get("AFFECTNET") or {}).get("BOX_EXPANSION")
+    if "FACE_BOX_EXPANSION" not in found and old is not None:
+        found["FACE_BOX_EXPANSION"] = old
+    return found
+
+
+def crop_settings(cfg, ckpt=None, recorded=None):
+    """(box expansion, grey) of the training faces: INPUT.FACE_BOX_EXPANSION and
+    INPUT.FACE_COLOR as the checkpoint records them (``recorded``: the config text
+    Checkpointer stores), else as the config.yaml beside ``ckpt`` (the run's OUTPUT_DIR)
+    records them, else as ``cfg`` has them."""
+    beside = os.path.join(os.path.dirname(os.path.abspath(ckpt)), "config.yaml") if ckpt else ""
+    sources = [_recorded_input(recorded)]
+    if os.path.isfile(beside):
+        with open(beside) as f:
+            sources.append(_recorded_input(f.read()))
+    sources.append({"FACE_BOX_EXPANSION": cfg.INPUT.FACE_BOX_EXPANSION, "FACE_COLOR": cfg.INPUT.FACE_COLOR})
+    expansion = next(s["FACE_BOX_EXPANSION"] for s in sources if "FACE_BOX_EXPANSION" in s)
+    color = next(s["FACE_COLOR"] for s in sources if "FACE_COLOR" in s)
+    return float(expansion), color == "grey"
 
 
 def prediction_config(config=None, opts=()):
@@ -185,11 +212,8 @@ class ExpressionPredictor:
         weights of ``ckpt`` (a fec checkpoint or a plain state_dict; loaded with
         weights_only=True) and wrap it. ``device``: "cpu", "cuda", ...; None follows
         MODEL.DEVICE ("auto": the GPU when there is one). Box expansion and grey follow
-        the config (``crop_settings``) unless given."""
+        the training run's record (``crop_settings``) unless given."""
         cfg = prediction_config(config, opts)
-        expansion, grey = crop_settings(cfg)
-        kwargs.setdefault("box_expansion", expansion)
-        kwargs.setdefault("grey", grey)
         kwargs.setdefault("intensity_names", intensity_names_from_config(cfg))
         if device is not None:
             cfg.defrost()
@@ -197,7 +221,11 @@ class ExpressionPredictor:
             cfg.freeze()
         dev = resolve_device(cfg)
         model = build_model(cfg)
-        Checkpointer(model).load(str(ckpt))
+        checkpointer = Checkpointer(model)
+        checkpointer.load(str(ckpt))
+        expansion, grey = crop_settings(cfg, str(ckpt), checkpointer.loaded_config)
+        kwargs.setdefault("box_expansion", expansion)
+        kwargs.setdefault("grey", grey)
         predictor = cls(model, cfg.INPUT.SIZE, detector, class_names_from_config(cfg),
                         batch_size or cfg.TEST.IMS_PER_BATCH, dev, **kwargs)
         predictor.cfg = cfg

@@ -1,5 +1,5 @@
-"""Checkpoints: model, optimizer, scheduler, loss scaler, iteration and RNG states in one file,
-written atomically, with a ``last_checkpoint`` tag naming the newest complete one."""
+"""Checkpoints: model, optimizer, scheduler, loss scaler, iteration, RNG states and the run's
+config (its YAML text, ``cfg.dump()``) in one file, written atomically, with a ``last_checkpoint`` tag naming the newest complete one."""
 import errno
 import io
 import itertools
@@ -184,10 +184,21 @@ def load_model_state(model, state, source, skip_prefixes=()):
     unwrap(model).load_state_dict(state, strict=not skip)
 
 
+def recorded_config(data):
+    """The config text (YAML) a checkpoint's contents ``data`` record, or None."""
+    text = data.get("config") if isinstance(data, dict) else None
+    return text if isinstance(text, str) else None
+
+
 class Checkpointer:
     def __init__(self, model, optimizer=None, scheduler=None, save_dir="", save_to_disk=True, scaler=None,
-                 keep=0):
+                 keep=0, cfg=None):
         self.model = model
+        # the run's config: its YAML text goes into every checkpoint, so a copied
+        # .pth still says how its faces were cut (see recorded_config)
+        self.cfg = cfg
+        # the config text of the last checkpoint loaded (None where it records none)
+        self.loaded_config = None
         # periodic checkpoints (model_NNNNNNN.pth) kept besides model_final; 0: all
         self.keep = keep
         self.optimizer = optimizer
@@ -213,6 +224,8 @@ class Checkpointer:
             data["scheduler"] = self.scheduler.state_dict()
         if self.scaler is not None and self.scaler.is_enabled():
             data["scaler"] = self.scaler.state_dict()
+        if self.cfg is not None:
+            data["config"] = self.cfg.dump()
         path = os.path.join(self.save_dir, f"{name}.pth")
         try:
             # the tag is written after the file is complete: a failure leaves the
@@ -265,6 +278,7 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {path} holds no model weights (a dict of tensors); "
                                   f"give an fec checkpoint or a state_dict")
         load_model_state(self.model, state, path, skip_prefixes)
+        self.loaded_config = recorded_config(data)
         if not resume:
             return 0
         for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler)):
