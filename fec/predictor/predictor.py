@@ -43,7 +43,8 @@ class Face:
     """One face found in input image ``image_index``.
 
     ``box``: the detector's box (x0, y0, x1, y1) in pixels of the input image (the
-    crop the model saw is this box grown 15% and squared). ``score``: the detector's
+    crop the model saw is this box grown by the model's INPUT.FACE_BOX_EXPANSION and
+    squared). ``score``: the detector's
     score (see fec.data.detect). Then what the model gives: ``embedding`` (D,)
     unit-norm; ``probabilities`` (C,) summing to 1 over ``class_names``; ``valence``
     and ``arousal`` in the model's scale ([-1, 1] when trained on AffectNet);

@@ -166,8 +166,9 @@ def nearest(index, embedding, k=8):
 
 
 def face_tile(rgb, box, detector, size):
-    """A ``size``×``size`` picture of a face: the same crop as the model's input (box
-    grown 15% and squared), or the whole image when the images are face crops."""
+    """A ``size``×``size`` picture of a face for the contact sheet: the box grown by
+    crop_face's default margin and squared, or the whole image when the images are face
+    crops."""
     if detector == "none":
         return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
     h, w = rgb.shape[:2]
