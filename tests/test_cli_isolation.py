@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from fec.utils.errors import UserError
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
 TINY = ["MODEL.DEVICE", "cpu", "INPUT.SIZE", "32", "DATALOADER.NUM_WORKERS", "0",
@@ -45,7 +47,11 @@ def test_cli_called_as_a_function_restores_logging_and_sigterm(tmp_path, quickst
     logging.getLogger("fec")  # exists before, as it does once any fec module logged
     for name, argv in _calls(tmp_path, quickstart_ckpt):
         before = _state()
-        _tool(name).main(argv)
+        if name == "retrieve":  # a missing index: the user error run_cli reports, after main
+            with pytest.raises(UserError, match="index not found"):
+                _tool(name).main(argv)
+        else:
+            _tool(name).main(argv)
         loggers, sigterm = _state()
         assert sigterm == before[1], name
         for logger_name, saved in before[0].items():
