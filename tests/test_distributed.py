@@ -163,11 +163,13 @@ def gone(pids, seconds):
     return True
 
 
-def start_training(out, *extra, cmd=None):
+def start_training(out, *extra, cmd=None, hold_at=None):
     cmd = cmd or train_cmd("torchrun", out, *extra)
     log = open(out.parent / f"{out.name}.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env(out.parent),
-                            start_new_session=True)
+    e = env(out.parent)
+    if hold_at is not None:
+        e["PROBE_HOLD_AT"] = str(hold_at)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=e, start_new_session=True)
     return proc
 
 
@@ -186,8 +188,11 @@ def wait_for(predicate, proc, seconds, what):
 def test_stopping_the_launcher_stops_every_rank_and_resume_is_exact(how, torchrun_run, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    proc = start_training(out)
-    wait_for(lambda: (out / "last_checkpoint").exists(), proc, 300, "first checkpoint")
+    # both ranks wait after the checkpoint of iteration 6 until the signal comes: it
+    # always arrives mid-run, however fast or slow the machine
+    proc = start_training(out, hold_at=6)
+    held = [tmp_path / f"held{r}" for r in (0, 1)]
+    wait_for(lambda: all(f.exists() for f in held), proc, 300, "both ranks past the checkpoint of iteration 6")
     workers = worker_pids(proc.pid)
     assert sorted(workers) == [0, 1]
     if how == "ctrl-c":  # a terminal sends SIGINT to the whole foreground group
@@ -197,10 +202,10 @@ def test_stopping_the_launcher_stops_every_rank_and_resume_is_exact(how, torchru
     rc = proc.wait(timeout=60)
     assert rc != 0
     assert gone(workers.values(), 120), "a worker outlived its launcher"
-    assert not (out / "model_final.pth").exists(), "training finished before the signal; make it longer"
+    assert not (out / "model_final.pth").exists()
     tag = (out / "last_checkpoint").read_text().strip()
     stopped_at = torch.load(out / tag, weights_only=True)["iteration"]
-    assert 3 <= stopped_at < 24
+    assert stopped_at == 6
     assert not [f for f in os.listdir(out) if ".tmp." in f]
 
     log = run(train_cmd("torchrun", out, "DATASETS.TEST", "()", flags=["--resume"]), tmp_path)
