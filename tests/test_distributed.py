@@ -39,9 +39,55 @@ pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 
 
 def free_port():
+    """A port free now; another process may take it before node 0's launcher binds it,
+    so launch_two_nodes retries on a new one."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+PORT_TAKEN = ("Address already in use", "EADDRINUSE", "errno: 98")
+
+
+def launch_two_nodes(args, cwds, tmp_path, attempts=3):
+    """Two torchrun launchers, one process each, joined through a static rendezvous on
+    127.0.0.1 as two machines join: ``args`` follow the launcher's options, ``cwds[n]``
+    is node n's directory. The port comes from free_port(), which another process can
+    take before node 0 binds it: node 0 then fails with "address already in use", node 1
+    is stopped, and both start again on a new port (at most ``attempts`` times).
+    Returns the two launchers' outputs; both exited with 0."""
+    for _ in range(attempts):
+        port = free_port()
+        procs, logs = [], []
+        for node in (0, 1):
+            log = open(tmp_path / f"node{node}.port{port}.log", "w+")
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+                   f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}", *args]
+            procs.append(subprocess.Popen(cmd, cwd=cwds[node], stdout=log, stderr=subprocess.STDOUT,
+                                          env=env(tmp_path), start_new_session=True))
+            logs.append(log)
+        try:
+            deadline = time.monotonic() + 600
+            while procs[0].poll() is None or procs[1].poll() is None:
+                if procs[0].poll() not in (None, 0):
+                    break  # node 0 failed: node 1 cannot finish alone
+                assert time.monotonic() < deadline, "two-node launch still running after 600 s"
+                time.sleep(0.2)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+        outputs = []
+        for log in logs:
+            log.seek(0)
+            outputs.append(log.read())
+            log.close()
+        if procs[0].returncode != 0 and any(m in outputs[0] for m in PORT_TAKEN):
+            continue
+        assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+        return outputs
+    raise AssertionError(f"the rendezvous port was taken {attempts} times in a row")
 
 
 def launcher(kind, nproc=2):
@@ -234,17 +280,8 @@ def test_a_dead_rank_ends_the_job_within_the_timeout(tmp_path):
 def test_two_nodes_on_one_machine(tmp_path):
     """Two launchers joined through a loopback rendezvous, one process each."""
     out = tmp_path / "out"
-    port = free_port()
-    procs = []
-    for node in (0, 1):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-               f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}", PROBE,
-               "--config-file", CONFIG, *TINY, "SOLVER.MAX_ITER", "6", "SOLVER.CHECKPOINT_PERIOD", "0",
-               "OUTPUT_DIR", str(out)]
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      env=env(tmp_path)))
-    logs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    launch_two_nodes([PROBE, "--config-file", CONFIG, *TINY, "SOLVER.MAX_ITER", "6", "SOLVER.CHECKPOINT_PERIOD", "0",
+                      "OUTPUT_DIR", str(out)], [ROOT, ROOT], tmp_path)
     r0, r1 = rank_states(tmp_path)
     assert r0["world_size"] == r1["world_size"] == "2"
     assert_same(r0["state"], r1["state"])
@@ -257,17 +294,8 @@ def two_nodes(tmp_path, *extra, flags=()):
     """Two launchers joined through a loopback rendezvous, one process each, as two
     machines that share no filesystem: node n runs in ``tmp_path/node<n>`` with the
     relative OUTPUT_DIR ``out``, so a path one node names does not exist on the other."""
-    port = free_port()
-    procs = []
-    for node in (0, 1):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-               f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}", PROBE, *flags,
-               "--config-file", CONFIG, *TINY, *extra, "OUTPUT_DIR", "out"]
-        procs.append(subprocess.Popen(cmd, cwd=tmp_path / f"node{node}", stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, env=env(tmp_path)))
-    logs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
-    return logs
+    return launch_two_nodes([PROBE, *flags, "--config-file", CONFIG, *TINY, *extra, "OUTPUT_DIR", "out"],
+                            [tmp_path / "node0", tmp_path / "node1"], tmp_path)
 
 
 def test_two_nodes_without_a_shared_filesystem_resume_from_rank_0s_checkpoint(torchrun_run, tmp_path):
