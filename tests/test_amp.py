@@ -1,7 +1,6 @@
 """Mixed precision (SOLVER.AMP) on CPU: every meta-architecture trains under bfloat16
 autocast with its loss in float32; float16 with the loss scaler resumes exactly; the
 scaler's state goes through the checkpoint."""
-import importlib.util
 import os
 import shutil
 import types
@@ -17,6 +16,7 @@ from fec.modeling import build_model
 from fec.solver import make_lr_scheduler, make_optimizer
 from fec.utils.checkpoint import Checkpointer
 from fec.utils.env import seed_all
+from helpers.tools import load_tool
 
 AFFECTNET_CLASSES = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -133,13 +133,6 @@ def test_grad_scaler_state_round_trips_through_a_checkpoint(tmp_path):
     assert "scaler" not in torch.load(tmp_path / "p.pth", weights_only=True)
 
 
-def _train_net():
-    spec = importlib.util.spec_from_file_location("train_net_tool", os.path.join(ROOT, "tools", "train_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _train(tool, out, resume, *opts):
     cfg = quickstart_config("TripletEmbeddingNet", "SOLVER.AMP.ENABLED", "True", "SOLVER.AMP.DTYPE", "float16",
                             "INPUT.SIZE", "32", "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "20",
@@ -162,7 +155,7 @@ class _FastGrowingScaler(torch.amp.GradScaler):
 
 def test_float16_resume_10_plus_10_is_bit_identical_to_20(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.amp, "GradScaler", _FastGrowingScaler)
-    tool = _train_net()
+    tool = load_tool("train_net")
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     _train(tool, full, False)
     ckpt = torch.load(full / "model_0000010.pth", weights_only=True)

@@ -2,7 +2,6 @@
 they found it: the ``fec`` loggers (handlers, levels, propagation, so a later test's
 caplog still sees their records), the SIGTERM handler; and test_net with no
 checkpoint at all stops with a message that says how to get one."""
-import importlib.util
 import logging
 import os
 import signal
@@ -12,6 +11,7 @@ import sys
 import pytest
 
 from fec.utils.errors import UserError
+from helpers.tools import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -20,13 +20,6 @@ TINY = ["MODEL.DEVICE", "cpu", "INPUT.SIZE", "32", "DATALOADER.NUM_WORKERS", "0"
         "DATASETS.SYNTHETIC.FACES_PER_IDENTITY", "3", "DATASETS.SYNTHETIC.TRAIN_TRIPLETS", "40",
         "DATASETS.SYNTHETIC.TEST_TRIPLETS", "20", "DATASETS.SYNTHETIC.MIN_GAP", "0.0", "MODEL.WEIGHTS", "",
         "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1", "TEST.IMS_PER_BATCH", "8"]
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_tool", os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _state():
@@ -49,9 +42,9 @@ def test_cli_called_as_a_function_restores_logging_and_sigterm(tmp_path, quickst
         before = _state()
         if name == "retrieve":  # a missing index: the user error run_cli reports, after main
             with pytest.raises(UserError, match="index not found"):
-                _tool(name).main(argv)
+                load_tool(name).main(argv)
         else:
-            _tool(name).main(argv)
+            load_tool(name).main(argv)
         loggers, sigterm = _state()
         assert sigterm == before[1], name
         for logger_name, saved in before[0].items():

@@ -1,7 +1,6 @@
 """On a CUDA GPU (skipped without one; `make test-gpu` runs them): mixed-precision
 training and its exact resume, channels_last, DDP over nccl with SyncBatchNorm and
 evaluation, one process per GPU present."""
-import importlib.util
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ import torch
 from fec.config import load_config
 from fec.modeling import build_model
 from fec.utils.env import seed_all
+from helpers.tools import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -28,13 +28,6 @@ TINY = ["MODEL.WEIGHTS", "", "MODEL.BACKBONE.FREEZE_AT", "0", "INPUT.SIZE", "64"
         "MODEL.DEVICE", "cuda", "CUDA.CUDNN_BENCHMARK", "False", "CUDA.TF32", "False"]
 
 pytestmark = pytest.mark.cuda
-
-
-def _train_net():
-    spec = importlib.util.spec_from_file_location("train_net_tool", os.path.join(ROOT, "tools", "train_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _train(tool, out, resume, *opts):
@@ -51,7 +44,7 @@ def _train(tool, out, resume, *opts):
 @pytest.mark.parametrize("channels_last", ["False", "True"])
 def test_mixed_precision_training_resumes_exactly_on_cuda(dtype, channels_last, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
-    tool = _train_net()
+    tool = load_tool("train_net")
     opts = ["SOLVER.AMP.ENABLED", "True", "SOLVER.AMP.DTYPE", dtype, "MODEL.CHANNELS_LAST", channels_last]
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     model = _train(tool, full, False, *opts)

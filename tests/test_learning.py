@@ -14,7 +14,6 @@ of both, so that float noise across machines and torch versions cannot move a sc
 across them. The triplet case has the narrowest gap: its shuffled control keeps what
 the frozen backbone already knows.
 """
-import importlib.util
 import json
 import os
 import sys
@@ -23,11 +22,10 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
+from helpers.tools import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-spec = importlib.util.spec_from_file_location("train_net_tool", os.path.join(ROOT, "tools", "train_net.py"))
-train_net = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(train_net)
+train_net = load_tool("train_net")
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,6 @@
 and exports and the predictor keep working with it; MODEL.COMPILE trains and
 checkpoints plain keys; CUDA settings give way to DETERMINISTIC; foreach optimizers;
 loader options; the training benchmark's table."""
-import importlib.util
 import os
 import types
 
@@ -20,6 +19,7 @@ from fec.predictor import ExpressionPredictor
 from fec.predictor.export import ExportModule, export_torchscript, load_exported, sample_faces
 from fec.solver import make_optimizer
 from fec.utils.env import seed_all
+from helpers.tools import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -95,20 +95,13 @@ def test_channels_last_embedding_export_and_predictor(tmp_path):
     assert got[1].shape == (3, 16) and np.abs(got[1] - got[0]).max() < 1e-4
 
 
-def _train_net():
-    spec = importlib.util.spec_from_file_location("train_net_tool", os.path.join(ROOT, "tools", "train_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_compiled_model_trains_3_iterations_and_checkpoints_plain_keys(tmp_path):
     cfg = load_config(QUICKSTART, [*TINY_FEC, "MODEL.COMPILE", "True", "SOLVER.MAX_ITER", "3",
                                    "SOLVER.WARMUP_ITERS", "0", "OUTPUT_DIR", str(tmp_path)])
     seed_all(0)
     import logging
-    model = _train_net().train(cfg, types.SimpleNamespace(resume=False), logging.getLogger("fec.test_speed"))
+    model = load_tool("train_net").train(cfg, types.SimpleNamespace(resume=False), logging.getLogger("fec.test_speed"))
     ckpt = torch.load(tmp_path / "model_final.pth", weights_only=True)
     assert ckpt["iteration"] == 3
     assert ckpt["model"].keys() == build_model(cfg).state_dict().keys()  # no "_orig_mod." prefixes

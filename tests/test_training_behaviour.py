@@ -15,6 +15,7 @@ from fec.data.transforms import TrainTransform
 from fec.engine.trainer import do_train
 from fec.utils import comm
 from fec.utils.checkpoint import Checkpointer
+from helpers.tools import load_tool
 
 
 class ScriptedLoss(torch.nn.Module):
@@ -202,14 +203,11 @@ def test_dist_timeout_reaches_the_rendezvous_and_the_process_group(monkeypatch):
 def test_resume_wins_over_model_weights(tmp_path, quickstart_ckpt):
     """--resume continues OUTPUT_DIR's run; the config's MODEL.WEIGHTS (starting weights)
     must not be loaded over it: the resumed run ends bit-identical to the uninterrupted one."""
-    import importlib.util
     import os
     import shutil
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("train_net_tool", os.path.join(root, "tools", "train_net.py"))
-    train_net = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_net)
+    train_net = load_tool("train_net")
     opts = ["--config-file", os.path.join(root, "config", "quickstart.yaml"), "MODEL.DEVICE", "cpu",
             "INPUT.SIZE", "32", "DATALOADER.NUM_WORKERS", "0", "DATASETS.SYNTHETIC.TRAIN_IDENTITIES", "4",
             "DATASETS.SYNTHETIC.FACES_PER_IDENTITY", "3", "DATASETS.SYNTHETIC.TRAIN_TRIPLETS", "40",

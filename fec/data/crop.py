@@ -7,7 +7,18 @@ A box is normalised (left, right, top, bottom) in [0, 1], the order of the FEC C
 import cv2
 import numpy as np
 
+from fec.utils.errors import DatasetError
+
 BOX_EXPANSION = 0.15
+
+
+def read_rgb(path, description):
+    """The colour image at ``path`` as an H×W×3 uint8 RGB array; a DatasetError
+    ("cannot read <description>") when it is missing or not an image."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"cannot read {description}: missing or not an image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def square_box(box, width, height, expand=BOX_EXPANSION):

@@ -25,11 +25,10 @@ import logging
 import os
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fec.data.crop import square_pixel_box
+from fec.data.crop import read_rgb, square_pixel_box
 from fec.utils import comm
 from fec.utils.errors import DatasetError, DatasetFormatError
 
@@ -211,12 +210,9 @@ class AffectNetDataset(ExpressionDataset):
 
     def load_image(self, i):
         path = self.image_path(i)
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"cannot read AffectNet image {path} (line {self.lines[i]} of {self.csv}): "
-                          "missing or not an image")
+        img = read_rgb(path, f"AffectNet image {path} (line {self.lines[i]} of {self.csv})")
         x0, y0, x1, y1 = self.crop_box(i, img.shape[1], img.shape[0])
-        return cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
+        return np.ascontiguousarray(img[y0:y1, x0:x1])
 
 
 @DATASETS.register("AffectNetDataset")

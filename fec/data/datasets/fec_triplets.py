@@ -7,9 +7,9 @@ crops are missing are dropped here, as are triplets without a unique majority vo
 import logging
 import os
 
-import cv2
 import numpy as np
 
+from fec.data.crop import read_rgb
 from fec.data.fec_index import load_fec_table
 from fec.utils.errors import DatasetError
 
@@ -67,11 +67,7 @@ class FECTripletDataset(TripletDataset):
         return os.path.join(self.image_dir, self.crop_ids[i] + ".jpg")
 
     def load_face(self, i):
-        path = self.face_path(i)
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"cannot read face crop {path} (missing or not an image)")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return read_rgb(self.face_path(i), f"face crop {self.face_path(i)}")
 
 
 @DATASETS.register("FECTripletDataset")

@@ -12,9 +12,9 @@ the name's prefix says the split (``train_`` / ``test_``).
 import logging
 import os
 
-import cv2
 import numpy as np
 
+from fec.data.crop import read_rgb
 from fec.utils.errors import ConfigError, DatasetError, DatasetFormatError
 
 from .expression import ExpressionDataset
@@ -98,10 +98,7 @@ class RAFDBDataset(ExpressionDataset):
                 "channels": 3}
 
     def load_image(self, i):
-        img = cv2.imread(self.files[i], cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"{self.files[i]} is not an image OpenCV can read")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return read_rgb(self.files[i], f"RAF-DB face {self.files[i]}")
 
 
 @DATASETS.register("RAFDBDataset")
