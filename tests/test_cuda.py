@@ -15,6 +15,7 @@ from fec.modeling import build_model
 from fec.predictor import ExpressionPredictor
 from fec.solver import make_optimizer
 from fec.utils.checkpoint import Checkpointer
+from helpers.checkpoints import assert_same_weights, assert_weights_moved, weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -36,10 +37,6 @@ def train(*args, check=True):
     return proc
 
 
-def weights(path):
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
-
-
 @pytest.mark.slow
 def test_deterministic_resume_on_a_gpu_is_bit_identical(tmp_path):
     full, resumed = tmp_path / "full", tmp_path / "resumed"
@@ -51,11 +48,9 @@ def test_deterministic_resume_on_a_gpu_is_bit_identical(tmp_path):
     log = train("--resume", *opts, "OUTPUT_DIR", str(resumed)).stdout
     assert "Start training at iteration 6 of 12" in log
     a, b = weights(full / "model_final.pth"), weights(resumed / "model_final.pth")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_same_weights(a, b)
     first = weights(full / "model_0000006.pth")
-    assert not all(torch.equal(a[k], first[k]) for k in a)  # training moved the weights
+    assert_weights_moved(a, first)
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from skimage import data
 
 from fec.data.device_augment import DeviceAugmentation
 from fec.data.transforms import DeferredTrainTransform, TrainTransform
+from helpers.checkpoints import assert_same_weights, weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -117,16 +118,6 @@ def _train_args(root, out, *extra, flags=()):
             "DATALOADER.NUM_WORKERS", "2", "LOG_PERIOD", "4", "OUTPUT_DIR", str(out), *extra]
 
 
-def _weights(path):
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
-
-
-def _assert_same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-
-
 @pytest.mark.slow
 def test_packed_device_augmented_training_resumes_bit_identically(packed_root, tmp_path):
     full, resumed = tmp_path / "full", tmp_path / "resumed"
@@ -137,12 +128,12 @@ def test_packed_device_augmented_training_resumes_bit_identically(packed_root, t
     # another worker count: the draws must not depend on it
     log = _sh(sys.executable, *_train_args(packed_root, resumed, "DATALOADER.NUM_WORKERS", "1", flags=["--resume"]))
     assert "Start training at iteration 4 of 8" in log
-    _assert_same(_weights(full / "model_final.pth"), _weights(resumed / "model_final.pth"))
+    assert_same_weights(weights(full / "model_final.pth"), weights(resumed / "model_final.pth"))
     # Other draws (another seed) give other weights: the comparison can fail.
     other = tmp_path / "other"
     _sh(sys.executable, *_train_args(packed_root, other, "SEED", "1"))
-    assert not all(torch.equal(a, b) for a, b in zip(_weights(full / "model_final.pth").values(),
-                                                     _weights(other / "model_final.pth").values()))
+    assert not all(torch.equal(a, b) for a, b in zip(weights(full / "model_final.pth").values(),
+                                                     weights(other / "model_final.pth").values()))
 
 
 @pytest.mark.slow

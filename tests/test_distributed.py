@@ -18,6 +18,7 @@ from fec.data.fec_csv import TRIPLET_TYPES
 from fec.evaluation.triplet import triplet_correct
 from fec.modeling import build_model
 from fec.utils.checkpoint import Checkpointer
+from helpers.checkpoints import assert_same_weights, weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "config", "quickstart.yaml")
@@ -115,16 +116,6 @@ def train_cmd(kind, out, *extra, flags=()):
     return [*launcher(kind), PROBE, *flags, "--config-file", CONFIG, *TINY, *TRAIN, "OUTPUT_DIR", str(out), *extra]
 
 
-def weights(path):
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
-
-
-def assert_same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-
-
 def rank_states(probe_dir):
     return [torch.load(probe_dir / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
 
@@ -150,10 +141,10 @@ def test_two_process_training_keeps_ranks_identical(kind, torchrun_run, tmp_path
     assert r0["cuda_devices"] == r1["cuda_devices"] == 0
     if kind == "launch":
         assert any(a.startswith("--local-rank") or a.startswith("--local_rank") for a in r1["argv"]), r1["argv"]
-    assert_same(r0["state"], r1["state"])
+    assert_same_weights(r0["state"], r1["state"])
     # rank 0's checkpoint is what both ranks hold, and training moved it
     final = weights(out / "model_final.pth")
-    assert_same(final, r1["state"])
+    assert_same_weights(final, r1["state"])
     # each rank's own RNG states, gathered into rank 0's file
     assert len(torch.load(out / "model_final.pth", weights_only=True)["rng"]["ranks"]) == 2
     first = weights(out / "model_0000003.pth")
@@ -171,7 +162,7 @@ def test_resume_of_a_two_process_run_is_exact(torchrun_run, tmp_path):
     (tmp_path / "last_checkpoint").write_text("model_0000012.pth")
     log = run(train_cmd("torchrun", tmp_path, "DATASETS.TEST", "()", flags=["--resume"]), tmp_path)
     assert "Start training at iteration 12 of 24" in log
-    assert_same(weights(out / "model_final.pth"), weights(tmp_path / "model_final.pth"))
+    assert_same_weights(weights(out / "model_final.pth"), weights(tmp_path / "model_final.pth"))
 
 
 def worker_pids(launcher_pid):
@@ -256,7 +247,7 @@ def test_stopping_the_launcher_stops_every_rank_and_resume_is_exact(how, torchru
 
     log = run(train_cmd("torchrun", out, "DATASETS.TEST", "()", flags=["--resume"]), tmp_path)
     assert f"Start training at iteration {stopped_at} of 24" in log
-    assert_same(weights(torchrun_run[0] / "model_final.pth"), weights(out / "model_final.pth"))
+    assert_same_weights(weights(torchrun_run[0] / "model_final.pth"), weights(out / "model_final.pth"))
 
 
 def test_a_dead_rank_ends_the_job_within_the_timeout(tmp_path):
@@ -284,7 +275,7 @@ def test_two_nodes_on_one_machine(tmp_path):
                       "OUTPUT_DIR", str(out)], [ROOT, ROOT], tmp_path)
     r0, r1 = rank_states(tmp_path)
     assert r0["world_size"] == r1["world_size"] == "2"
-    assert_same(r0["state"], r1["state"])
+    assert_same_weights(r0["state"], r1["state"])
     assert "Using 2 process(es), backend gloo" in (out / "log.txt").read_text()
     results = json.loads((out / "inference" / "synthetic_fec_test" / "results.json").read_text())
     assert results["inference"]["processes"] == 2
@@ -309,8 +300,8 @@ def test_two_nodes_without_a_shared_filesystem_resume_from_rank_0s_checkpoint(to
     assert "out/model_0000012.pth is not on this machine: loaded rank 0's copy" in logs[1]
     r0, r1 = rank_states(tmp_path)
     reference = weights(torchrun_run[0] / "model_final.pth")
-    assert_same(reference, r0["state"])
-    assert_same(reference, r1["state"])
+    assert_same_weights(reference, r0["state"])
+    assert_same_weights(reference, r1["state"])
     assert os.listdir(out1) == []
 
 

@@ -8,6 +8,8 @@ import sys
 import pytest
 import torch
 
+from helpers.checkpoints import assert_same_weights, assert_weights_moved, weights
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KILLED_ONCE = os.path.join(ROOT, "tests", "helpers", "killed_once.py")
 TINY = [
@@ -32,10 +34,6 @@ def torchrun(script, out, env=None, *flags):
     return proc.stdout + proc.stderr
 
 
-def weights(path):
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
-
-
 def test_lost_worker_restarts_from_last_checkpoint_bit_identically(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     torchrun(os.path.join(ROOT, "tools", "train_net.py"), whole)
@@ -48,9 +46,6 @@ def test_lost_worker_restarts_from_last_checkpoint_bit_identically(tmp_path):
     assert "model_0000006.pth" in log.split("restart 1 of at most 1")[1].splitlines()[0]
     assert "Start training at iteration 6 of 12" in log
     a, b = weights(whole / "model_final.pth"), weights(killed / "model_final.pth")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-    # and training moved the weights: the comparison is not of two untouched models
+    assert_same_weights(a, b)
     first = weights(whole / "model_0000003.pth")
-    assert not all(torch.equal(a[k], first[k]) for k in a)
+    assert_weights_moved(a, first)

@@ -25,6 +25,7 @@ from fec.evaluation import EVALUATORS, build_evaluator
 from fec.evaluation.affect import IntensityEvaluator
 from fec.modeling import build_model
 from fec.modeling.registry import BACKBONES
+from helpers.checkpoints import weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAIN = os.path.join(ROOT, "config", "quickstart_pretrain.yaml")
@@ -342,10 +343,6 @@ def _call(tool, argv):
             lg.handlers[:], lg.propagate, lg.level = saved[name]
 
 
-def _weights(path):
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
-
-
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     out = tmp_path_factory.mktemp("pre")
@@ -362,7 +359,7 @@ def stage2(pretrained, tmp_path_factory):
 
 
 def test_pretrain_writes_intensity_metrics(pretrained):
-    w = _weights(pretrained / "model_final.pth")
+    w = weights(pretrained / "model_final.pth")
     assert w["heads.intensity.fc.weight"].shape == (6, 16)
     assert w["backbone.conv6.0.weight"].shape == (16, 16, 3, 3)
     results = json.loads((pretrained / "inference" / "synthetic_intensity_test" / "results.json").read_text())
@@ -394,8 +391,8 @@ def test_pretrain_writes_intensity_metrics(pretrained):
 
 def test_stage2_keeps_the_pretrained_backbone_frozen(pretrained, stage2):
     out, _ = stage2
-    pre = _weights(pretrained / "model_final.pth")
-    fec = _weights(out / "model_final.pth")
+    pre = weights(pretrained / "model_final.pth")
+    fec = weights(out / "model_final.pth")
     backbone = [k for k in pre if k.startswith("backbone.")]
     assert backbone and backbone == [k for k in fec if k.startswith("backbone.")]
     assert any("running_mean" in k for k in backbone)
@@ -413,7 +410,7 @@ def test_stage2_keeps_the_pretrained_backbone_frozen(pretrained, stage2):
 def test_stage2_head_trains(stage2):
     """The head moved away from its initial weights (a fresh model of the same seed)."""
     out, opts = stage2
-    fec = _weights(out / "model_final.pth")
+    fec = weights(out / "model_final.pth")
     cfg = load_config(QUICKSTART, [*opts[:-4], "MODEL.WEIGHTS", ""])
     torch.manual_seed(cfg.SEED)
     init = build_model(cfg).state_dict()

@@ -9,6 +9,8 @@ import warnings
 import pytest
 import torch
 
+from helpers.checkpoints import weights
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
     "INPUT.SIZE", "64",
@@ -40,10 +42,6 @@ def trained(tmp_path_factory):
     return out, log
 
 
-def _weights(path):
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
-
-
 def test_training_writes_checkpoints_metrics_events_and_results(trained):
     out, log = trained
     assert "eta:" in log and "iter: 20/20" in log
@@ -63,8 +61,8 @@ def test_training_writes_checkpoints_metrics_events_and_results(trained):
     assert "ceiling" in results and results["ceiling"]["count"] == results["count"]
     assert results["images_embedded"] == 20  # 5 identities x 4 faces, each embedded once
     assert "triplet accuracy" in log and "true-expression ceiling" in log
-    w = _weights(out / "model_final.pth")
-    assert not all(torch.equal(a, b) for a, b in zip(w.values(), _weights(out / "model_0000010.pth").values()))
+    w = weights(out / "model_final.pth")
+    assert not all(torch.equal(a, b) for a, b in zip(w.values(), weights(out / "model_0000010.pth").values()))
 
 
 def test_test_net_reproduces_the_final_evaluation(trained, tmp_path):
@@ -83,7 +81,7 @@ def test_resume_10_plus_10_is_bit_identical_to_20(trained, tmp_path):
     log = run("train_net.py", "--resume", *TINY, "OUTPUT_DIR", str(tmp_path), "DATALOADER.NUM_WORKERS", "2",
               "DATASETS.TEST", "()")
     assert "Start training at iteration 10 of 20" in log
-    full, resumed = _weights(out / "model_final.pth"), _weights(tmp_path / "model_final.pth")
+    full, resumed = weights(out / "model_final.pth"), weights(tmp_path / "model_final.pth")
     assert full.keys() == resumed.keys()
     for k in full:
         assert torch.equal(full[k], resumed[k]), k
