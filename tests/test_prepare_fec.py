@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -137,8 +138,11 @@ def write_csvs(synthetic, srv, out_dir, faults=(), hang=False, refused=False):
 def fault_run(synthetic, server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("faults")
     csvs, expected = write_csvs(synthetic, server, tmp / "csv", faults=list(FAULT_OUTCOMES), hang=True, refused=True)
+    # the server is shared by the module's tests, which fetch the same paths in any order:
+    # count only this run's requests
+    before = Counter(server.requests)
     result = run_prepare(csvs, tmp / "out")
-    return result, None, expected, tmp / "out", csvs, dict(server.requests)
+    return result, None, expected, tmp / "out", csvs, dict(Counter(server.requests) - before)
 
 
 # --------------------------------------------------------------------------- #
