@@ -130,18 +130,21 @@ def intensity_backbone(tmp_path_factory):
 
 def triplet_accuracy(out, backbone_checkpoint):
     # Stage 2: the quickstart config, its backbone frozen (FREEZE_AT -1) as shipped.
-    return train("quickstart.yaml", [*TRIPLETS, "MODEL.WEIGHTS", backbone_checkpoint, "SOLVER.MAX_ITER", "100"],
+    return train("quickstart.yaml", [*TRIPLETS, "MODEL.WEIGHTS", backbone_checkpoint, "SOLVER.MAX_ITER", "400"],
                  out)["accuracy"]
 
 
 # name → (score function, the fixture giving its starting checkpoint or None, floor, chance).
 # Measured (seed 0, one thread, this file as it stands): classifier accuracy 0.709,
 # shuffled 0.157; valence/arousal min CCC 0.520, shuffled -0.003; triplet accuracy
-# 0.716, shuffled 0.576 (the frozen intensity features alone order many triplets).
+# 0.738, shuffled 0.516 (the frozen intensity features alone order many triplets; with
+# 100 stage-2 steps instead of 400 the two were 0.716 and 0.576, too close for a clear floor).
+# A sign-flipped optimizer step gives 0.131, -0.000 and 0.291; a loader pairing each
+# training image with another face's label gives 0.149 and -0.058.
 CASES = {
     "classifier": (classifier_accuracy, None, 0.40, 1 / 7),
     "valence_arousal": (valence_arousal_ccc, "classifier", 0.30, 0.0),
-    "triplet": (triplet_accuracy, "intensity_backbone", 0.65, 1 / 3),
+    "triplet": (triplet_accuracy, "intensity_backbone", 0.63, 1 / 3),
 }
 
 
