@@ -2,6 +2,7 @@
 and exports and the predictor keep working with it; MODEL.COMPILE trains and
 checkpoints plain keys; CUDA settings give way to DETERMINISTIC; foreach optimizers;
 loader options; the training benchmark's table."""
+import logging
 import os
 import types
 
@@ -100,7 +101,6 @@ def test_compiled_model_trains_3_iterations_and_checkpoints_plain_keys(tmp_path)
     cfg = load_config(QUICKSTART, [*TINY_FEC, "MODEL.COMPILE", "True", "SOLVER.MAX_ITER", "3",
                                    "SOLVER.WARMUP_ITERS", "0", "OUTPUT_DIR", str(tmp_path)])
     seed_all(0)
-    import logging
     model = load_tool("train_net").train(cfg, types.SimpleNamespace(resume=False), logging.getLogger("fec.test_speed"))
     ckpt = torch.load(tmp_path / "model_final.pth", weights_only=True)
     assert ckpt["iteration"] == 3
@@ -176,8 +176,11 @@ def test_benchmark_variants_and_compare_parsing():
 @pytest.mark.slow
 def test_training_benchmark_measures_each_variant_in_alternating_repeats():
     order = []
+    level = logging.getLogger("fec").level
     runs = benchmark.measure(QUICKSTART, TINY_FEC, ["MODEL.CHANNELS_LAST=False,True"], warmup=1, iters=2, repeat=2,
                              log=order.append)
+    # the training's progress lines were silenced for the run only: a later caller's logging is its own
+    assert logging.getLogger("fec").level == level
     assert [line.split(":")[0] for line in order] == [
         "repeat 1/2 MODEL.CHANNELS_LAST=False", "repeat 1/2 MODEL.CHANNELS_LAST=True",
         "repeat 2/2 MODEL.CHANNELS_LAST=True", "repeat 2/2 MODEL.CHANNELS_LAST=False"]

@@ -237,9 +237,9 @@ def bench_loader(args):
     from fec.config import load_config
     from fec.data.loader_cost import LOADER_PATHS, loader_cpu_cost
     from fec.data.pack import pack_dataset
+    from fec.utils.logger import logger_level
 
-    logging.getLogger("fec").setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp:
+    with logger_level("fec", logging.WARNING), tempfile.TemporaryDirectory() as tmp:
         root = args.root or synthetic_fec_root(tmp, args.size, args.identities, args.triplets)
         opts = ["DATASETS.ROOT", root, "DATASETS.TRAIN", "('fec_train',)", "INPUT.SIZE", str(args.size),
                 "SOLVER.IMS_PER_BATCH", str(args.batch), *args.opts]

@@ -35,6 +35,7 @@ from fec.solver import make_lr_scheduler, make_optimizer
 from fec.utils.checkpoint import Checkpointer
 from fec.utils.device import resolve_device
 from fec.utils.env import seed_all
+from fec.utils.logger import logger_level
 
 PARTS = ("model", "loader", "e2e")  # timed parts, as images/s
 ALL_PARTS = PARTS + ("cpu",)
@@ -144,27 +145,27 @@ def measure(config_file, opts=(), compare=(), warmup=2, iters=5, repeat=1, parts
     for label, extra in variants(parse_compare(compare)):
         cfg = load_config(config_file or None, [*fixed, *extra])
         runs.append(Variant(label, cfg, resolve_device(cfg)))
-    logging.getLogger("fec").setLevel(logging.WARNING)  # do_train's progress lines
-    for r in range(repeat):
-        for v in (runs if r % 2 == 0 else runs[::-1]):
-            if v.batch is None:
-                first = next(iter(make_data_loader(v.cfg.clone(), is_train=True)))
-                v.batch = {k: _to(x, v.device) for k, x in first.items()}
-                v.images = faces_in(first)
-            measured = {}
-            if "model" in parts:
-                measured["model"] = _train_seconds(v, [v.batch] * steps, warmup)
-            if "loader" in parts:
-                measured["loader"] = _loader_seconds(v, warmup, iters)
-            if "e2e" in parts:
-                measured["e2e"] = _train_seconds(v, make_data_loader(v.cfg, is_train=True), warmup)
-            for part, seconds in measured.items():
-                v.times[part].append(seconds)
-            notes = [f"{p} {s * 1000:.0f} ms/step" for p, s in measured.items()]
-            if "cpu" in parts:
-                v.loader_cpu.append(loader_cpu_cost(v.cfg, max(iters, 4), warmup))
-                notes.append(f"loader CPU {v.loader_cpu[-1].cpu_ms_per_face:.3f} ms/face")
-            log(f"repeat {r + 1}/{repeat} {v.label}: " + ", ".join(notes))
+    with logger_level("fec", logging.WARNING):  # do_train's progress lines
+        for r in range(repeat):
+            for v in (runs if r % 2 == 0 else runs[::-1]):
+                if v.batch is None:
+                    first = next(iter(make_data_loader(v.cfg.clone(), is_train=True)))
+                    v.batch = {k: _to(x, v.device) for k, x in first.items()}
+                    v.images = faces_in(first)
+                measured = {}
+                if "model" in parts:
+                    measured["model"] = _train_seconds(v, [v.batch] * steps, warmup)
+                if "loader" in parts:
+                    measured["loader"] = _loader_seconds(v, warmup, iters)
+                if "e2e" in parts:
+                    measured["e2e"] = _train_seconds(v, make_data_loader(v.cfg, is_train=True), warmup)
+                for part, seconds in measured.items():
+                    v.times[part].append(seconds)
+                notes = [f"{p} {s * 1000:.0f} ms/step" for p, s in measured.items()]
+                if "cpu" in parts:
+                    v.loader_cpu.append(loader_cpu_cost(v.cfg, max(iters, 4), warmup))
+                    notes.append(f"loader CPU {v.loader_cpu[-1].cpu_ms_per_face:.3f} ms/face")
+                log(f"repeat {r + 1}/{repeat} {v.label}: " + ", ".join(notes))
     return runs
 
 

@@ -1,4 +1,5 @@
 """Console logging on every rank (rank-tagged when distributed), a log file on rank 0."""
+import contextlib
 import functools
 import logging
 import os
@@ -24,6 +25,19 @@ def setup_logger(name, output_dir=None, rank=0):
         fh.setFormatter(fmt)
         logger.addHandler(fh)
     return logger
+
+
+@contextlib.contextmanager
+def logger_level(name, level):
+    """The logger ``name`` at ``level`` inside the block, its own level back after (a
+    benchmark silencing the training's progress lines leaves its caller's logging alone)."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield logger
+    finally:
+        logger.setLevel(before)
 
 
 def _fec_loggers():
