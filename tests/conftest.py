@@ -1,8 +1,6 @@
 """Fixtures several test files share, and the check that every test and every module
 leaves the process as it found it (so the suite passes in any order)."""
-import logging
 import os
-import signal
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from fec.config import load_config
 from fec.data.datasets.synthetic import SyntheticTripletDataset
 from fec.modeling import build_model
 from fec.utils.checkpoint import Checkpointer
+from helpers.process_state import changes, process_state
 
 
 def pytest_collection_modifyitems(config, items):
@@ -24,58 +23,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-# pytest's and torch.compile's own bookkeeping
-OWN_ENVIRONMENT = ("PYTEST_CURRENT_TEST", "_TORCHINDUCTOR", "TORCHINDUCTOR")
-
-
-def _process_state():
-    """What a test could change for the tests after it: the fec loggers, the root
-    logger's level, the SIGTERM handler, torch's threads, deterministic mode and default
-    dtype, the working directory and the environment."""
-    fec = {n: logging.getLogger(n) for n in ["fec", *logging.root.manager.loggerDict] if n.split(".")[0] == "fec"}
-    return {
-        "fec loggers (level, propagate, handlers)": {n: (lg.level, lg.propagate, lg.handlers[:]) for n, lg in fec.items()},
-        "root logger level": logging.root.level,
-        "SIGTERM handler": signal.getsignal(signal.SIGTERM),
-        "torch threads": torch.get_num_threads(),
-        "torch deterministic algorithms": torch.are_deterministic_algorithms_enabled(),
-        "torch default dtype": torch.get_default_dtype(),
-        "working directory": os.getcwd(),
-        "environment": {k: v for k, v in os.environ.items() if not k.startswith(OWN_ENVIRONMENT)},
-    }
-
-
-def _changes(before, after):
-    """The differences, by name; fec loggers the test created count only when they are
-    not at the defaults (no handler, level NOTSET, propagating)."""
-    changed = []
-    for key, value in before.items():
-        now = after[key]
-        if key.startswith("fec loggers"):
-            default = (logging.NOTSET, True, [])
-            changed += [f"logger {n}: {value.get(n, default)} -> {state}" for n, state in now.items()
-                        if state != value.get(n, default)]
-        elif key == "environment":
-            changed += [f"${k}: {value.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(value) | set(now))
-                        if value.get(k) != now.get(k)]
-        elif now != value:
-            changed.append(f"{key}: {value!r} -> {now!r}")
-    return changed
-
-
 @pytest.fixture(autouse=True, scope="module")
 def module_leaves_the_process_as_it_found_it():
-    before = _process_state()
+    before = process_state()
     yield
-    changed = _changes(before, _process_state())
+    changed = changes(before, process_state())
     assert not changed, "this module's fixtures changed the process for later tests: " + "; ".join(changed)
 
 
 @pytest.fixture(autouse=True)
 def test_leaves_the_process_as_it_found_it():
-    before = _process_state()
+    before = process_state()
     yield
-    changed = _changes(before, _process_state())
+    changed = changes(before, process_state())
     assert not changed, "this test changed the process for later tests: " + "; ".join(changed)
 
 

@@ -4,13 +4,13 @@ caplog still sees their records), the SIGTERM handler; and test_net with no
 checkpoint at all stops with a message that says how to get one."""
 import logging
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
 
 from fec.utils.errors import UserError
+from helpers.process_state import changes, process_state
 from helpers.tools import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,12 +20,6 @@ TINY = ["MODEL.DEVICE", "cpu", "INPUT.SIZE", "32", "DATALOADER.NUM_WORKERS", "0"
         "DATASETS.SYNTHETIC.FACES_PER_IDENTITY", "3", "DATASETS.SYNTHETIC.TRAIN_TRIPLETS", "40",
         "DATASETS.SYNTHETIC.TEST_TRIPLETS", "20", "DATASETS.SYNTHETIC.MIN_GAP", "0.0", "MODEL.WEIGHTS", "",
         "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1", "TEST.IMS_PER_BATCH", "8"]
-
-
-def _state():
-    loggers = {n: logging.getLogger(n) for n in ["fec", *logging.root.manager.loggerDict] if n.split(".")[0] == "fec"}
-    return ({n: (lg.handlers[:], lg.level, lg.propagate) for n, lg in loggers.items()},
-            signal.getsignal(signal.SIGTERM))
 
 
 def _calls(tmp_path, ckpt):
@@ -39,20 +33,15 @@ def _calls(tmp_path, ckpt):
 def test_cli_called_as_a_function_restores_logging_and_sigterm(tmp_path, quickstart_ckpt, caplog):
     logging.getLogger("fec")  # exists before, as it does once any fec module logged
     for name, argv in _calls(tmp_path, quickstart_ckpt):
-        before = _state()
+        before = process_state()
         if name == "retrieve":  # a missing index: the user error run_cli reports, after main
             with pytest.raises(UserError, match="index not found"):
                 load_tool(name).main(argv)
         else:
             load_tool(name).main(argv)
-        loggers, sigterm = _state()
-        assert sigterm == before[1], name
-        for logger_name, saved in before[0].items():
-            assert loggers[logger_name] == saved, (name, logger_name)
-        # loggers the call created are back to the defaults: no handler, propagating
-        for logger_name, (handlers, level, propagate) in loggers.items():
-            if logger_name not in before[0]:
-                assert (handlers, level, propagate) == ([], logging.NOTSET, True), (name, logger_name)
+        # the fec loggers as they were (those the call created back to the defaults: no
+        # handler, propagating), the SIGTERM handler, and the rest of process_state
+        assert not changes(before, process_state()), name
         caplog.clear()
         with caplog.at_level(logging.INFO):
             logging.getLogger("fec.data.datasets.synthetic").info("a record after %s", name)
@@ -72,12 +61,14 @@ def test_restores_logging_puts_back_what_the_function_changed(caplog):
         logging.getLogger("fec").info("inside")
         raise RuntimeError("after logging was set up")
 
-    before = _state()[0]
+    before = process_state()
     with pytest.raises(RuntimeError):
         configures(None)
-    after = _state()[0]
-    assert after["fec"] == before["fec"]
-    assert after["fec.isolation_probe"] == ([], logging.NOTSET, True)
+    after = process_state()
+    loggers = after["fec loggers (level, propagate, handlers)"]
+    assert loggers["fec"] == before["fec loggers (level, propagate, handlers)"]["fec"]
+    assert loggers["fec.isolation_probe"] == (logging.NOTSET, True, [])
+    assert not changes(before, after)
     with caplog.at_level(logging.INFO):
         logging.getLogger("fec.isolation_probe").info("propagates again")
     assert "propagates again" in caplog.text
